@@ -1,0 +1,426 @@
+import datetime
+
+from google.protobuf import duration_pb2 as _duration_pb2
+from google.rpc import status_pb2 as _status_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Direction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DIRECTION_UNSPECIFIED: _ClassVar[Direction]
+    DIRECTION_INPUT: _ClassVar[Direction]
+    DIRECTION_OUTPUT: _ClassVar[Direction]
+    DIRECTION_TOOL_DESCRIPTION: _ClassVar[Direction]
+    DIRECTION_TOOL_RESULT: _ClassVar[Direction]
+
+class Decision(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DECISION_UNSPECIFIED: _ClassVar[Decision]
+    DECISION_ALLOW: _ClassVar[Decision]
+    DECISION_MASK: _ClassVar[Decision]
+    DECISION_BLOCK: _ClassVar[Decision]
+    DECISION_FLAG: _ClassVar[Decision]
+
+class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ACTION_UNSPECIFIED: _ClassVar[Action]
+    ACTION_BLOCK: _ClassVar[Action]
+    ACTION_MASK: _ClassVar[Action]
+    ACTION_FLAG: _ClassVar[Action]
+
+class Severity(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SEVERITY_UNSPECIFIED: _ClassVar[Severity]
+    SEVERITY_LOW: _ClassVar[Severity]
+    SEVERITY_MEDIUM: _ClassVar[Severity]
+    SEVERITY_HIGH: _ClassVar[Severity]
+    SEVERITY_CRITICAL: _ClassVar[Severity]
+
+class GuardrailStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    GUARDRAIL_STATUS_UNSPECIFIED: _ClassVar[GuardrailStatus]
+    GUARDRAIL_STATUS_PASSED: _ClassVar[GuardrailStatus]
+    GUARDRAIL_STATUS_INTERVENED: _ClassVar[GuardrailStatus]
+    GUARDRAIL_STATUS_FAILED_OPEN: _ClassVar[GuardrailStatus]
+    GUARDRAIL_STATUS_NOT_RUN: _ClassVar[GuardrailStatus]
+
+class FailMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FAIL_MODE_UNSPECIFIED: _ClassVar[FailMode]
+    FAIL_MODE_OPEN: _ClassVar[FailMode]
+    FAIL_MODE_CLOSED: _ClassVar[FailMode]
+DIRECTION_UNSPECIFIED: Direction
+DIRECTION_INPUT: Direction
+DIRECTION_OUTPUT: Direction
+DIRECTION_TOOL_DESCRIPTION: Direction
+DIRECTION_TOOL_RESULT: Direction
+DECISION_UNSPECIFIED: Decision
+DECISION_ALLOW: Decision
+DECISION_MASK: Decision
+DECISION_BLOCK: Decision
+DECISION_FLAG: Decision
+ACTION_UNSPECIFIED: Action
+ACTION_BLOCK: Action
+ACTION_MASK: Action
+ACTION_FLAG: Action
+SEVERITY_UNSPECIFIED: Severity
+SEVERITY_LOW: Severity
+SEVERITY_MEDIUM: Severity
+SEVERITY_HIGH: Severity
+SEVERITY_CRITICAL: Severity
+GUARDRAIL_STATUS_UNSPECIFIED: GuardrailStatus
+GUARDRAIL_STATUS_PASSED: GuardrailStatus
+GUARDRAIL_STATUS_INTERVENED: GuardrailStatus
+GUARDRAIL_STATUS_FAILED_OPEN: GuardrailStatus
+GUARDRAIL_STATUS_NOT_RUN: GuardrailStatus
+FAIL_MODE_UNSPECIFIED: FailMode
+FAIL_MODE_OPEN: FailMode
+FAIL_MODE_CLOSED: FailMode
+
+class Payload(_message.Message):
+    __slots__ = ("text", "messages", "tools")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    messages: _containers.RepeatedCompositeFieldContainer[Message]
+    tools: _containers.RepeatedCompositeFieldContainer[ToolDefinition]
+    def __init__(self, text: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., tools: _Optional[_Iterable[_Union[ToolDefinition, _Mapping]]] = ...) -> None: ...
+
+class Message(_message.Message):
+    __slots__ = ("role", "content", "tool_calls", "tool_call_id", "name")
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    role: str
+    content: _containers.RepeatedCompositeFieldContainer[ContentPart]
+    tool_calls: _containers.RepeatedCompositeFieldContainer[ToolCall]
+    tool_call_id: str
+    name: str
+    def __init__(self, role: _Optional[str] = ..., content: _Optional[_Iterable[_Union[ContentPart, _Mapping]]] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., tool_call_id: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class ContentPart(_message.Message):
+    __slots__ = ("text", "image_url")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_URL_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    image_url: str
+    def __init__(self, text: _Optional[str] = ..., image_url: _Optional[str] = ...) -> None: ...
+
+class ToolCall(_message.Message):
+    __slots__ = ("id", "name", "arguments_json")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ARGUMENTS_JSON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    arguments_json: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., arguments_json: _Optional[str] = ...) -> None: ...
+
+class ToolDefinition(_message.Message):
+    __slots__ = ("name", "description", "input_schema_json", "server")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    INPUT_SCHEMA_JSON_FIELD_NUMBER: _ClassVar[int]
+    SERVER_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    input_schema_json: str
+    server: str
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., input_schema_json: _Optional[str] = ..., server: _Optional[str] = ...) -> None: ...
+
+class Caller(_message.Message):
+    __slots__ = ("user", "team_id", "end_user", "session_id", "request_tags")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    TEAM_ID_FIELD_NUMBER: _ClassVar[int]
+    END_USER_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_TAGS_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    team_id: str
+    end_user: str
+    session_id: str
+    request_tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, user: _Optional[str] = ..., team_id: _Optional[str] = ..., end_user: _Optional[str] = ..., session_id: _Optional[str] = ..., request_tags: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CheckRequest(_message.Message):
+    __slots__ = ("payload", "direction", "guardrails", "client_request_id", "caller")
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    GUARDRAILS_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
+    payload: Payload
+    direction: Direction
+    guardrails: _containers.RepeatedScalarFieldContainer[str]
+    client_request_id: str
+    caller: Caller
+    def __init__(self, payload: _Optional[_Union[Payload, _Mapping]] = ..., direction: _Optional[_Union[Direction, str]] = ..., guardrails: _Optional[_Iterable[str]] = ..., client_request_id: _Optional[str] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ...) -> None: ...
+
+class Location(_message.Message):
+    __slots__ = ("path", "json_pointer", "start", "end")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    JSON_POINTER_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    json_pointer: str
+    start: int
+    end: int
+    def __init__(self, path: _Optional[str] = ..., json_pointer: _Optional[str] = ..., start: _Optional[int] = ..., end: _Optional[int] = ...) -> None: ...
+
+class Finding(_message.Message):
+    __slots__ = ("guardrail", "rule_id", "category", "severity", "action", "location", "redacted_preview", "decoded")
+    GUARDRAIL_FIELD_NUMBER: _ClassVar[int]
+    RULE_ID_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    REDACTED_PREVIEW_FIELD_NUMBER: _ClassVar[int]
+    DECODED_FIELD_NUMBER: _ClassVar[int]
+    guardrail: str
+    rule_id: str
+    category: str
+    severity: Severity
+    action: Action
+    location: Location
+    redacted_preview: str
+    decoded: bool
+    def __init__(self, guardrail: _Optional[str] = ..., rule_id: _Optional[str] = ..., category: _Optional[str] = ..., severity: _Optional[_Union[Severity, str]] = ..., action: _Optional[_Union[Action, str]] = ..., location: _Optional[_Union[Location, _Mapping]] = ..., redacted_preview: _Optional[str] = ..., decoded: _Optional[bool] = ...) -> None: ...
+
+class GuardrailResult(_message.Message):
+    __slots__ = ("name", "version", "status", "reason", "finding_count", "action", "score")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    FINDING_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: int
+    status: GuardrailStatus
+    reason: str
+    finding_count: int
+    action: Action
+    score: float
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., status: _Optional[_Union[GuardrailStatus, str]] = ..., reason: _Optional[str] = ..., finding_count: _Optional[int] = ..., action: _Optional[_Union[Action, str]] = ..., score: _Optional[float] = ...) -> None: ...
+
+class CheckResponse(_message.Message):
+    __slots__ = ("request_id", "decision", "findings", "guardrail_results", "masked_payload", "registry_generation", "scan_duration", "applied_guardrails")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    FINDINGS_FIELD_NUMBER: _ClassVar[int]
+    GUARDRAIL_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    MASKED_PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    REGISTRY_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    SCAN_DURATION_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_GUARDRAILS_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    decision: Decision
+    findings: _containers.RepeatedCompositeFieldContainer[Finding]
+    guardrail_results: _containers.RepeatedCompositeFieldContainer[GuardrailResult]
+    masked_payload: Payload
+    registry_generation: int
+    scan_duration: _duration_pb2.Duration
+    applied_guardrails: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, request_id: _Optional[str] = ..., decision: _Optional[_Union[Decision, str]] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., guardrail_results: _Optional[_Iterable[_Union[GuardrailResult, _Mapping]]] = ..., masked_payload: _Optional[_Union[Payload, _Mapping]] = ..., registry_generation: _Optional[int] = ..., scan_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., applied_guardrails: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CheckStreamRequest(_message.Message):
+    __slots__ = ("open", "chunk", "end")
+    OPEN_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    open: StreamOpen
+    chunk: StreamChunk
+    end: StreamEnd
+    def __init__(self, open: _Optional[_Union[StreamOpen, _Mapping]] = ..., chunk: _Optional[_Union[StreamChunk, _Mapping]] = ..., end: _Optional[_Union[StreamEnd, _Mapping]] = ...) -> None: ...
+
+class StreamOpen(_message.Message):
+    __slots__ = ("direction", "guardrails", "client_request_id", "caller")
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    GUARDRAILS_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
+    direction: Direction
+    guardrails: _containers.RepeatedScalarFieldContainer[str]
+    client_request_id: str
+    caller: Caller
+    def __init__(self, direction: _Optional[_Union[Direction, str]] = ..., guardrails: _Optional[_Iterable[str]] = ..., client_request_id: _Optional[str] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ...) -> None: ...
+
+class StreamChunk(_message.Message):
+    __slots__ = ("text", "choice_index")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    CHOICE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    choice_index: int
+    def __init__(self, text: _Optional[str] = ..., choice_index: _Optional[int] = ...) -> None: ...
+
+class StreamEnd(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CheckStreamResponse(_message.Message):
+    __slots__ = ("release", "verdict")
+    RELEASE_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    release: StreamRelease
+    verdict: StreamVerdict
+    def __init__(self, release: _Optional[_Union[StreamRelease, _Mapping]] = ..., verdict: _Optional[_Union[StreamVerdict, _Mapping]] = ...) -> None: ...
+
+class StreamRelease(_message.Message):
+    __slots__ = ("choice_index", "text", "findings")
+    CHOICE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    FINDINGS_FIELD_NUMBER: _ClassVar[int]
+    choice_index: int
+    text: str
+    findings: _containers.RepeatedCompositeFieldContainer[Finding]
+    def __init__(self, choice_index: _Optional[int] = ..., text: _Optional[str] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ...) -> None: ...
+
+class StreamVerdict(_message.Message):
+    __slots__ = ("request_id", "decision", "findings", "guardrail_results", "registry_generation", "chunk_count", "applied_guardrails")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    FINDINGS_FIELD_NUMBER: _ClassVar[int]
+    GUARDRAIL_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    REGISTRY_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_GUARDRAILS_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    decision: Decision
+    findings: _containers.RepeatedCompositeFieldContainer[Finding]
+    guardrail_results: _containers.RepeatedCompositeFieldContainer[GuardrailResult]
+    registry_generation: int
+    chunk_count: int
+    applied_guardrails: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, request_id: _Optional[str] = ..., decision: _Optional[_Union[Decision, str]] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., guardrail_results: _Optional[_Iterable[_Union[GuardrailResult, _Mapping]]] = ..., registry_generation: _Optional[int] = ..., chunk_count: _Optional[int] = ..., applied_guardrails: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Guardrail(_message.Message):
+    __slots__ = ("name", "description", "rules", "action", "directions", "default_on", "fail_mode", "score_threshold", "version", "builtin")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    DIRECTIONS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_ON_FIELD_NUMBER: _ClassVar[int]
+    FAIL_MODE_FIELD_NUMBER: _ClassVar[int]
+    SCORE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    BUILTIN_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    rules: _containers.RepeatedCompositeFieldContainer[Rule]
+    action: Action
+    directions: _containers.RepeatedScalarFieldContainer[Direction]
+    default_on: bool
+    fail_mode: FailMode
+    score_threshold: float
+    version: int
+    builtin: bool
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., rules: _Optional[_Iterable[_Union[Rule, _Mapping]]] = ..., action: _Optional[_Union[Action, str]] = ..., directions: _Optional[_Iterable[_Union[Direction, str]]] = ..., default_on: _Optional[bool] = ..., fail_mode: _Optional[_Union[FailMode, str]] = ..., score_threshold: _Optional[float] = ..., version: _Optional[int] = ..., builtin: _Optional[bool] = ...) -> None: ...
+
+class Rule(_message.Message):
+    __slots__ = ("id", "category", "severity", "pattern", "keywords", "keywords_match_substrings", "prefilter", "validator", "must_match", "must_not_match", "mask_label", "weight", "ignore_case")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    PATTERN_FIELD_NUMBER: _ClassVar[int]
+    KEYWORDS_FIELD_NUMBER: _ClassVar[int]
+    KEYWORDS_MATCH_SUBSTRINGS_FIELD_NUMBER: _ClassVar[int]
+    PREFILTER_FIELD_NUMBER: _ClassVar[int]
+    VALIDATOR_FIELD_NUMBER: _ClassVar[int]
+    MUST_MATCH_FIELD_NUMBER: _ClassVar[int]
+    MUST_NOT_MATCH_FIELD_NUMBER: _ClassVar[int]
+    MASK_LABEL_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    IGNORE_CASE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    category: str
+    severity: Severity
+    pattern: str
+    keywords: _containers.RepeatedScalarFieldContainer[str]
+    keywords_match_substrings: bool
+    prefilter: _containers.RepeatedScalarFieldContainer[str]
+    validator: str
+    must_match: _containers.RepeatedScalarFieldContainer[str]
+    must_not_match: _containers.RepeatedScalarFieldContainer[str]
+    mask_label: str
+    weight: float
+    ignore_case: bool
+    def __init__(self, id: _Optional[str] = ..., category: _Optional[str] = ..., severity: _Optional[_Union[Severity, str]] = ..., pattern: _Optional[str] = ..., keywords: _Optional[_Iterable[str]] = ..., keywords_match_substrings: _Optional[bool] = ..., prefilter: _Optional[_Iterable[str]] = ..., validator: _Optional[str] = ..., must_match: _Optional[_Iterable[str]] = ..., must_not_match: _Optional[_Iterable[str]] = ..., mask_label: _Optional[str] = ..., weight: _Optional[float] = ..., ignore_case: _Optional[bool] = ...) -> None: ...
+
+class RegisterRequest(_message.Message):
+    __slots__ = ("guardrail", "validate_only")
+    GUARDRAIL_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    guardrail: Guardrail
+    validate_only: bool
+    def __init__(self, guardrail: _Optional[_Union[Guardrail, _Mapping]] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+
+class RegisterResponse(_message.Message):
+    __slots__ = ("accepted", "error")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    accepted: RegisterAccepted
+    error: _status_pb2.Status
+    def __init__(self, accepted: _Optional[_Union[RegisterAccepted, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
+
+class RegisterAccepted(_message.Message):
+    __slots__ = ("name", "version", "registry_generation", "validate_only")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REGISTRY_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: int
+    registry_generation: int
+    validate_only: bool
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., registry_generation: _Optional[int] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+
+class ListGuardrailsRequest(_message.Message):
+    __slots__ = ("include_rules",)
+    INCLUDE_RULES_FIELD_NUMBER: _ClassVar[int]
+    include_rules: bool
+    def __init__(self, include_rules: _Optional[bool] = ...) -> None: ...
+
+class ListGuardrailsResponse(_message.Message):
+    __slots__ = ("guardrails", "registry_generation")
+    GUARDRAILS_FIELD_NUMBER: _ClassVar[int]
+    REGISTRY_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    guardrails: _containers.RepeatedCompositeFieldContainer[Guardrail]
+    registry_generation: int
+    def __init__(self, guardrails: _Optional[_Iterable[_Union[Guardrail, _Mapping]]] = ..., registry_generation: _Optional[int] = ...) -> None: ...
+
+class GetGuardrailRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class GetGuardrailResponse(_message.Message):
+    __slots__ = ("guardrail",)
+    GUARDRAIL_FIELD_NUMBER: _ClassVar[int]
+    guardrail: Guardrail
+    def __init__(self, guardrail: _Optional[_Union[Guardrail, _Mapping]] = ...) -> None: ...
+
+class DeleteGuardrailRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteGuardrailResponse(_message.Message):
+    __slots__ = ("registry_generation",)
+    REGISTRY_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    registry_generation: int
+    def __init__(self, registry_generation: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,3 @@
+"""guardrail-service: a gRPC guardrail service for LLM gateways."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,199 @@
+"""The shared vocabulary: domain values every layer of the service speaks.
+
+The protobuf messages stay at the API edge (``service/api``); the engine, the
+policy and the records work with these plain, frozen values only.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+__all__ = [
+    "Action",
+    "CallRecord",
+    "Caller",
+    "Decision",
+    "Direction",
+    "FailMode",
+    "Finding",
+    "GuardrailOutcome",
+    "GuardrailSpec",
+    "GuardrailStatus",
+    "RuleSpec",
+    "Segment",
+    "Severity",
+    "SpendLogSink",
+]
+
+
+class Direction(enum.Enum):
+    INPUT = "input"
+    OUTPUT = "output"
+    TOOL_DESCRIPTION = "tool_description"
+    TOOL_RESULT = "tool_result"
+
+
+class Decision(enum.Enum):
+    ALLOW = "ALLOW"
+    MASK = "MASK"
+    BLOCK = "BLOCK"
+    FLAG = "FLAG"
+
+
+class Action(enum.Enum):
+    BLOCK = "block"
+    MASK = "mask"
+    FLAG = "flag"
+
+
+class Severity(enum.Enum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class GuardrailStatus(enum.Enum):
+    PASSED = "passed"
+    INTERVENED = "intervened"
+    FAILED_OPEN = "failed_open"
+    NOT_RUN = "not_run"
+
+
+class FailMode(enum.Enum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One string of a payload that gets scanned.
+
+    ``path`` names where it sits ("messages[1].content[2].text"); for strings
+    taken out of a JSON document, ``json_pointer`` names the value inside it.
+    """
+
+    path: str
+    text: str
+    json_pointer: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One match of one rule. Offsets are code points into the segment text."""
+
+    guardrail: str
+    rule_id: str
+    category: str
+    severity: Severity
+    action: Action
+    path: str
+    start: int
+    end: int
+    json_pointer: str = ""
+    redacted_preview: str = ""
+    decoded: bool = False
+    mask_label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSpec:
+    """A rule as written in a pack file or a Register request (not compiled)."""
+
+    id: str
+    category: str
+    severity: Severity = Severity.MEDIUM
+    pattern: str = ""
+    keywords: tuple[str, ...] = ()
+    keywords_match_substrings: bool = False
+    prefilter: tuple[str, ...] = ()
+    validator: str = ""
+    must_match: tuple[str, ...] = ()
+    must_not_match: tuple[str, ...] = ()
+    mask_label: str = ""
+    weight: float = 1.0
+    ignore_case: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GuardrailSpec:
+    """A guardrail definition as written (not compiled)."""
+
+    name: str
+    rules: tuple[RuleSpec, ...]
+    action: Action
+    description: str = ""
+    directions: frozenset[Direction] = frozenset()  # empty: every direction
+    default_on: bool = False
+    fail_mode: FailMode = FailMode.CLOSED
+    score_threshold: float = 0.0
+    version: int = 1
+    builtin: bool = False
+
+    def applies_to(self, direction: Direction) -> bool:
+        return not self.directions or direction in self.directions
+
+
+@dataclass(frozen=True, slots=True)
+class GuardrailOutcome:
+    """What one guardrail did on one call."""
+
+    name: str
+    version: int
+    status: GuardrailStatus
+    action: Action
+    finding_count: int = 0
+    score: float = 0.0
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    user: str = ""
+    team_id: str = ""
+    end_user: str = ""
+    session_id: str = ""
+    request_tags: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """Everything the records (row, span, log line, metrics) need of one RPC.
+
+    The recording interceptor creates it at RPC entry and puts it in a
+    context variable; the servicer fills in what it learns. It never holds
+    raw content: findings carry rule ids and offsets only.
+    """
+
+    request_id: str
+    method: str  # "Check", "CheckStream", ...
+    call_type: str  # "check", "check_stream", "register", ...
+    start_time: float  # time.time() at entry
+    start_ns: int  # time.perf_counter_ns() at entry
+    worker: int = 0
+    grpc_code: str = "OK"
+    error_reason: str = ""
+    error_message: str = ""
+    client_request_id: str = ""
+    api_key_hash: str = ""
+    caller: Caller = field(default_factory=Caller)
+    direction: Direction | None = None
+    decision: Decision | None = None
+    outcomes: Sequence[GuardrailOutcome] = ()
+    findings: Sequence[Finding] = ()
+    applied_guardrails: Sequence[str] = ()
+    registry_generation: int = 0
+    scan_ns: int = 0
+    chunk_count: int = 0
+    stream_end: str = ""  # completed, blocked, cancelled, deadline
+    end_time: float = 0.0
+    duration_ns: int = 0
+
+
+class SpendLogSink(Protocol):
+    """Where finished call records go; implementations must never block."""
+
+    def submit(self, record: CallRecord) -> None: ...
