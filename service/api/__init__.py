@@ -1,0 +1,1 @@
+"""The gRPC edge: servicer, conversions, status mapping and interceptors."""

@@ -1,0 +1,78 @@
+"""Settings: one frozen object read from ``GUARDRAIL_*`` environment variables.
+
+This is the only module that reads the environment for our own settings (the
+OpenTelemetry SDK reads its standard ``OTEL_*`` variables itself). A bad value
+stops start-up with a message naming the variable and the value.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.errors import SettingsError
+
+__all__ = ["Settings", "load_settings"]
+
+ENV_PREFIX = "GUARDRAIL_"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="forbid", case_sensitive=False
+    )
+
+    # -- network
+    host: str = "0.0.0.0"  # address the gRPC server binds
+    port: int = Field(50051, ge=0, le=65535)  # gRPC port; 0 picks a free one
+    metrics_port: int = Field(9464, ge=0, le=65535)  # Prometheus /metrics; 0 picks one
+    metrics_enabled: bool = True  # serve /metrics at all
+    workers: int = Field(1, ge=1, le=1)  # server processes (see README: 1 for now)
+
+    # -- records
+    database_url: SecretStr = SecretStr("sqlite:///guardrail.db")  # sqlite:///path or postgresql://...
+    spend_log_queue_size: int = Field(10_000, ge=1)  # rows waiting to be written
+    spend_log_batch_size: int = Field(500, ge=1)  # rows per insert
+    spend_log_flush_interval_s: float = Field(0.2, gt=0)  # longest wait before a batch goes
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "console"] = "auto"  # auto: console on a tty
+    environment: str = ""  # reported as dd.env
+    tracing_enabled: bool = True  # OTEL_* configure exporter, sampler, ...
+
+    # -- engine and limits
+    stream_holdback_chars: int = Field(256, ge=16, le=65_536)  # text CheckStream holds back
+    max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024)  # gRPC receive limit
+    max_text_chars: int = Field(1_000_000, ge=1)  # per scanned string
+    offload_chars: int = Field(64 * 1024, ge=1)  # larger payloads scan in a thread
+    config_path: Path | None = None  # optional YAML/JSON file with extra guardrails
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if not url.startswith(("sqlite://", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:///, postgresql:// or postgres://")
+        return value
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        name = ENV_PREFIX + "_".join(str(p) for p in item["loc"]).upper()
+        value = os.environ.get(name, item.get("input"))
+        if name == f"{ENV_PREFIX}DATABASE_URL":
+            value = "<redacted>"
+        problems.append(f"{name}={value!r}: {item['msg']}")
+    return "invalid settings: " + "; ".join(problems)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; overrides (for tests) win over it."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
