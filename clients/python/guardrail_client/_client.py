@@ -1,0 +1,412 @@
+"""GuardrailClient (blocking) and AsyncGuardrailClient (asyncio).
+
+Both keep one channel for their lifetime, put a deadline on every call and
+raise ``GuardrailRpcError`` subclasses; a BLOCK verdict is a result, not an
+error.
+
+TODO(client): retries with backoff on UNAVAILABLE (honouring RetryInfo) and an
+opt-in fail-open mode; add them once the gateway integration fixes the policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from types import TracebackType
+from typing import Any
+
+import grpc
+from guardrail.v1 import guardrail_pb2 as pb
+from guardrail.v1 import guardrail_pb2_grpc as pb_grpc
+
+from guardrail_client import _payloads
+from guardrail_client._errors import GuardrailRpcError, from_rpc_error
+from guardrail_client._models import (
+    CheckResult,
+    RegisterResult,
+    StreamEvent,
+    check_result_from_proto,
+    register_result_from_proto,
+    stream_event_from_proto,
+)
+
+__all__ = [
+    "DEFAULT_STREAM_TIMEOUT_S",
+    "DEFAULT_TARGET",
+    "DEFAULT_TIMEOUT_S",
+    "AsyncGuardrailClient",
+    "GuardrailClient",
+]
+
+DEFAULT_TARGET = "localhost:50051"
+DEFAULT_TIMEOUT_S = 2.0
+# A stream lives as long as the model's answer, so its deadline is longer.
+DEFAULT_STREAM_TIMEOUT_S = 120.0
+
+CallerLike = Mapping[str, Any] | pb.Caller | None
+GuardrailLike = Mapping[str, Any] | pb.Guardrail
+
+
+def _check_request(
+    text: str | None,
+    messages: Iterable[_payloads.MessageLike] | None,
+    tools: Iterable[_payloads.ToolLike] | None,
+    direction: str | int,
+    guardrails: Iterable[str],
+    client_request_id: str,
+    caller: CallerLike,
+) -> pb.CheckRequest:
+    return pb.CheckRequest(
+        payload=_payloads.payload(text, messages=messages, tools=tools),
+        direction=_payloads.direction(direction),
+        guardrails=list(guardrails),
+        client_request_id=client_request_id,
+        caller=_payloads.caller(caller),
+    )
+
+
+def _open_request(
+    direction: str | int,
+    guardrails: Iterable[str],
+    client_request_id: str,
+    caller: CallerLike,
+) -> pb.CheckStreamRequest:
+    opening = pb.StreamOpen(
+        direction=_payloads.direction(direction),
+        guardrails=list(guardrails),
+        client_request_id=client_request_id,
+        caller=_payloads.caller(caller),
+    )
+    return pb.CheckStreamRequest(open=opening)
+
+
+def _chunk(text: str) -> pb.CheckStreamRequest:
+    return pb.CheckStreamRequest(chunk=pb.StreamChunk(text=text))
+
+
+def _register_requests(
+    guardrails: Iterable[GuardrailLike], validate_only: bool
+) -> list[pb.RegisterRequest]:
+    return [
+        pb.RegisterRequest(
+            guardrail=_payloads.guardrail(g), validate_only=validate_only
+        )
+        for g in guardrails
+    ]
+
+
+def _register_results(
+    requests: list[pb.RegisterRequest], responses: list[pb.RegisterResponse]
+) -> list[RegisterResult]:
+    results = [
+        register_result_from_proto(response, request.guardrail.name)
+        for request, response in zip(requests, responses, strict=False)
+    ]
+    for request in requests[len(responses) :]:
+        # Nothing silent: an item the server never answered is a failure.
+        missing = GuardrailRpcError(grpc.StatusCode.UNKNOWN, "no answer for item")
+        results.append(
+            RegisterResult(request.guardrail.name, accepted=False, error=missing)
+        )
+    return results
+
+
+class GuardrailClient:
+    """Blocking client; one channel, reused by every call.
+
+        with GuardrailClient("localhost:50051") as client:
+            result = client.check("my prompt", guardrails=["pii"])
+    """
+
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        *,
+        channel: grpc.Channel | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        stream_timeout: float = DEFAULT_STREAM_TIMEOUT_S,
+        options: Iterable[tuple[str, Any]] = (),
+    ) -> None:
+        # A channel passed in belongs to the caller, who closes it.
+        self._owns_channel = channel is None
+        if channel is None and credentials is not None:
+            channel = grpc.secure_channel(target, credentials, options=list(options))
+        elif channel is None:
+            channel = grpc.insecure_channel(target, options=list(options))
+        self._channel = channel
+        self._stub = pb_grpc.GuardrailServiceStub(channel)
+        self.timeout = timeout
+        self.stream_timeout = stream_timeout
+
+    def check(
+        self,
+        text: str | None = None,
+        *,
+        messages: Iterable[_payloads.MessageLike] | None = None,
+        tools: Iterable[_payloads.ToolLike] | None = None,
+        direction: str | int = "input",
+        guardrails: Iterable[str] = (),
+        client_request_id: str = "",
+        caller: CallerLike = None,
+        timeout: float | None = None,
+    ) -> CheckResult:
+        """Scan one payload; empty ``guardrails`` runs the defaults."""
+        request = _check_request(
+            text, messages, tools, direction, guardrails, client_request_id, caller
+        )
+        try:
+            response = self._stub.Check(request, timeout=timeout or self.timeout)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+        return check_result_from_proto(response)
+
+    def check_stream(
+        self,
+        chunks: Iterable[str],
+        *,
+        direction: str | int = "output",
+        guardrails: Iterable[str] = (),
+        client_request_id: str = "",
+        caller: CallerLike = None,
+        timeout: float | None = None,
+    ) -> Iterator[StreamEvent]:
+        """Scan a streamed answer; yields releases, then one StreamVerdict."""
+        opening = _open_request(direction, guardrails, client_request_id, caller)
+
+        def requests() -> Iterator[pb.CheckStreamRequest]:
+            yield opening
+            yield from (_chunk(chunk) for chunk in chunks)
+            yield pb.CheckStreamRequest(end=pb.StreamEnd())
+
+        call = self._stub.CheckStream(
+            requests(), timeout=timeout or self.stream_timeout
+        )
+        try:
+            for response in call:
+                yield stream_event_from_proto(response)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+        finally:
+            call.cancel()  # a no-op when finished; frees it when abandoned
+
+    def register(
+        self,
+        guardrails: Iterable[GuardrailLike],
+        *,
+        validate_only: bool = False,
+        timeout: float | None = None,
+    ) -> list[RegisterResult]:
+        """Create, replace or dry-run validate guardrails; one result per item."""
+        requests = _register_requests(guardrails, validate_only)
+        try:
+            responses = list(
+                self._stub.Register(iter(requests), timeout=timeout or self.timeout)
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+        return _register_results(requests, responses)
+
+    def list_guardrails(
+        self, *, include_rules: bool = False, timeout: float | None = None
+    ) -> list[pb.Guardrail]:
+        request = pb.ListGuardrailsRequest(include_rules=include_rules)
+        try:
+            response = self._stub.ListGuardrails(
+                request, timeout=timeout or self.timeout
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+        return list(response.guardrails)
+
+    def get_guardrail(self, name: str, *, timeout: float | None = None) -> pb.Guardrail:
+        request = pb.GetGuardrailRequest(name=name)
+        try:
+            response = self._stub.GetGuardrail(request, timeout=timeout or self.timeout)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+        return response.guardrail
+
+    def delete_guardrail(self, name: str, *, timeout: float | None = None) -> int:
+        """Remove a guardrail; returns the new registry generation."""
+        request = pb.DeleteGuardrailRequest(name=name)
+        try:
+            response = self._stub.DeleteGuardrail(
+                request, timeout=timeout or self.timeout
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+        return response.registry_generation
+
+    def close(self) -> None:
+        if self._owns_channel:
+            self._channel.close()
+
+    def __enter__(self) -> GuardrailClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+async def _aiter_chunks(
+    chunks: AsyncIterable[str] | Iterable[str],
+) -> AsyncIterator[str]:
+    if isinstance(chunks, AsyncIterable):
+        async for chunk in chunks:
+            yield chunk
+    else:
+        for chunk in chunks:
+            yield chunk
+
+
+class AsyncGuardrailClient:
+    """asyncio client over ``grpc.aio``; one channel, reused by every call.
+
+        async with AsyncGuardrailClient("localhost:50051") as client:
+            result = await client.check("my prompt", guardrails=["pii"])
+    """
+
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        *,
+        channel: grpc.aio.Channel | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        stream_timeout: float = DEFAULT_STREAM_TIMEOUT_S,
+        options: Iterable[tuple[str, Any]] = (),
+    ) -> None:
+        self._owns_channel = channel is None
+        if channel is None and credentials is not None:
+            channel = grpc.aio.secure_channel(
+                target, credentials, options=list(options)
+            )
+        elif channel is None:
+            channel = grpc.aio.insecure_channel(target, options=list(options))
+        self._channel = channel
+        self._stub = pb_grpc.GuardrailServiceStub(channel)
+        self.timeout = timeout
+        self.stream_timeout = stream_timeout
+
+    async def check(
+        self,
+        text: str | None = None,
+        *,
+        messages: Iterable[_payloads.MessageLike] | None = None,
+        tools: Iterable[_payloads.ToolLike] | None = None,
+        direction: str | int = "input",
+        guardrails: Iterable[str] = (),
+        client_request_id: str = "",
+        caller: CallerLike = None,
+        timeout: float | None = None,
+    ) -> CheckResult:
+        """Scan one payload; empty ``guardrails`` runs the defaults."""
+        request = _check_request(
+            text, messages, tools, direction, guardrails, client_request_id, caller
+        )
+        try:
+            response = await self._stub.Check(request, timeout=timeout or self.timeout)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+        return check_result_from_proto(response)
+
+    async def check_stream(
+        self,
+        chunks: AsyncIterable[str] | Iterable[str],
+        *,
+        direction: str | int = "output",
+        guardrails: Iterable[str] = (),
+        client_request_id: str = "",
+        caller: CallerLike = None,
+        timeout: float | None = None,
+    ) -> AsyncIterator[StreamEvent]:
+        """Scan a streamed answer; yields releases, then one StreamVerdict."""
+        opening = _open_request(direction, guardrails, client_request_id, caller)
+
+        async def requests() -> AsyncIterator[pb.CheckStreamRequest]:
+            yield opening
+            async for chunk in _aiter_chunks(chunks):
+                yield _chunk(chunk)
+            yield pb.CheckStreamRequest(end=pb.StreamEnd())
+
+        call = self._stub.CheckStream(
+            requests(), timeout=timeout or self.stream_timeout
+        )
+        try:
+            async for response in call:
+                yield stream_event_from_proto(response)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+        finally:
+            call.cancel()
+
+    async def register(
+        self,
+        guardrails: Iterable[GuardrailLike],
+        *,
+        validate_only: bool = False,
+        timeout: float | None = None,
+    ) -> list[RegisterResult]:
+        """Create, replace or dry-run validate guardrails; one result per item."""
+        requests = _register_requests(guardrails, validate_only)
+        call = self._stub.Register(iter(requests), timeout=timeout or self.timeout)
+        try:
+            responses = [response async for response in call]
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+        return _register_results(requests, responses)
+
+    async def list_guardrails(
+        self, *, include_rules: bool = False, timeout: float | None = None
+    ) -> list[pb.Guardrail]:
+        request = pb.ListGuardrailsRequest(include_rules=include_rules)
+        try:
+            response = await self._stub.ListGuardrails(
+                request, timeout=timeout or self.timeout
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+        return list(response.guardrails)
+
+    async def get_guardrail(
+        self, name: str, *, timeout: float | None = None
+    ) -> pb.Guardrail:
+        request = pb.GetGuardrailRequest(name=name)
+        try:
+            response = await self._stub.GetGuardrail(
+                request, timeout=timeout or self.timeout
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+        return response.guardrail
+
+    async def delete_guardrail(self, name: str, *, timeout: float | None = None) -> int:
+        """Remove a guardrail; returns the new registry generation."""
+        request = pb.DeleteGuardrailRequest(name=name)
+        try:
+            response = await self._stub.DeleteGuardrail(
+                request, timeout=timeout or self.timeout
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+        return response.registry_generation
+
+    async def aclose(self) -> None:
+        if self._owns_channel:
+            await self._channel.close()
+
+    async def __aenter__(self) -> AsyncGuardrailClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,331 @@
+"""The recording interceptor: one CallRecord per RPC, handed to every sink.
+
+It wraps the handler once (all four call shapes share one helper), gives the
+call a server-generated request id, translates errors into statuses, and at
+exit hands the finished record to the metrics, the span, the access log and
+the SpendLogs writer. Health and reflection calls pass through untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import inspect
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from types import TracebackType
+from typing import Any
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+
+from service.api.call_context import current_call
+from service.api.status import INTERNAL_MESSAGE, internal_status, to_grpc_status
+from service.errors import GuardrailError
+from service.telemetry.logging import AccessLog, get_logger
+from service.telemetry.metrics import MethodMetrics, Metrics, grpc_type_of
+from service.telemetry.tracing import ServerSpan, ServerTracer, Tracing
+from service.types import CallRecord, SpendLogSink
+
+__all__ = ["EXCLUDED_PREFIXES", "REQUEST_ID_KEY", "RecordingInterceptor"]
+
+EXCLUDED_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+REQUEST_ID_KEY = "x-request-id"
+TRACE_HEADERS = frozenset({"traceparent", "tracestate", "baggage"})
+MAX_CLIENT_REQUEST_ID = 128
+_STATUS_DETAILS_KEY = "grpc-status-details-bin"
+_CAMEL_BOUNDARY = re.compile(r"(?<!^)(?=[A-Z])")
+
+Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
+
+
+class _Status(
+    collections.namedtuple("_Status", ("code", "details", "trailing_metadata")),
+    grpc.Status,
+):
+    """A status whose trailers also carry the request id."""
+
+
+class _Plan:
+    """What is fixed per method: names and the bound metric children."""
+
+    __slots__ = ("call_type", "full_name", "metrics", "name", "service")
+
+    def __init__(self, path: str, grpc_type: str, metrics: Metrics) -> None:
+        self.full_name = path.lstrip("/")  # span name: "pkg.Service/Method"
+        self.service, _, self.name = self.full_name.rpartition("/")
+        self.call_type = _CAMEL_BOUNDARY.sub("_", self.name).lower()
+        self.metrics: MethodMetrics = metrics.for_method(path, grpc_type)
+
+
+def _hash_api_key(authorization: str) -> str:
+    token = authorization[7:] if authorization[:7].lower() == "bearer " else authorization
+    return hashlib.sha256(token.strip().encode()).hexdigest()
+
+
+def _error_reason(trailing_metadata: Any) -> str:
+    # A handler that aborted with a rich status: take the ErrorInfo reason.
+    for key, value in trailing_metadata or ():
+        if key != _STATUS_DETAILS_KEY:
+            continue
+        for detail in status_pb2.Status.FromString(value).details:
+            info = error_details_pb2.ErrorInfo()
+            if detail.Unpack(info):
+                return str(info.reason)
+
+    return ""
+
+
+async def _counted(requests: AsyncIterator[Any], plan: _Plan) -> AsyncIterator[Any]:
+    received = plan.metrics.received
+    async for request in requests:
+        received.inc()
+        yield request
+
+
+class _Recording:
+    """The per-call helper every call shape uses: begin, translate errors, end."""
+
+    __slots__ = ("_context", "_owner", "_plan", "_span", "record")
+
+    def __init__(
+        self, owner: RecordingInterceptor, plan: _Plan, context: grpc.aio.ServicerContext
+    ) -> None:
+        self._owner = owner
+        self._plan = plan
+        self._context = context
+        self._span: ServerSpan | None = None
+
+    async def __aenter__(self) -> CallRecord:
+        owner, plan, context = self._owner, self._plan, self._context
+        record = self.record = CallRecord(
+            request_id=os.urandom(16).hex(),
+            method=plan.name,
+            call_type=plan.call_type,
+            start_time=time.time(),
+            start_ns=time.perf_counter_ns(),
+            worker=owner.worker,
+        )
+        carrier = self._read_metadata(record)
+        context.set_trailing_metadata(((REQUEST_ID_KEY, record.request_id),))
+        current_call.set(record)
+        plan.metrics.started.inc()
+        if owner.tracer is not None:
+            self._span = owner.tracer.start(
+                plan.full_name, plan.service, plan.name, carrier
+            )
+
+        return record
+
+    def _read_metadata(self, record: CallRecord) -> dict[str, str] | None:
+        carrier: dict[str, str] | None = None
+        for key, value in self._context.invocation_metadata() or ():
+            if key == "authorization":
+                record.api_key_hash = _hash_api_key(value)
+            elif key == REQUEST_ID_KEY:
+                record.client_request_id = value[:MAX_CLIENT_REQUEST_ID]
+            elif key in TRACE_HEADERS:
+                carrier = carrier or {}
+                carrier[key] = value
+
+        return carrier
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            status = None if exc is None else self._translate(exc)
+            if status is not None:
+                await self._context.abort_with_status(status)  # raises AbortError
+        finally:
+            self._end(exc is None)
+
+    def _translate(self, exc: BaseException) -> grpc.Status | None:
+        """Record how the call failed; the status to abort with, if any."""
+        record = self.record
+        if isinstance(exc, GuardrailError):
+            record.grpc_code = exc.code.name
+            record.error_reason = exc.reason
+            record.error_message = exc.message
+            meta = {"request_id": record.request_id}
+            return self._with_request_id(to_grpc_status(exc, meta))
+        if isinstance(exc, grpc.aio.AbortError):  # the handler aborted itself
+            code = self._context.code()
+            record.grpc_code = code.name if code is not None else "UNKNOWN"
+            record.error_message = self._context.details() or ""
+            record.error_reason = _error_reason(self._context.trailing_metadata())
+            return None
+        if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
+            remaining = self._context.time_remaining()
+            expired = remaining is not None and remaining <= 0
+            record.grpc_code = "DEADLINE_EXCEEDED" if expired else "CANCELLED"
+            record.stream_end = "deadline" if expired else "cancelled"
+            return None
+        record.grpc_code = "INTERNAL" if isinstance(exc, Exception) else "UNKNOWN"
+        record.error_reason = "INTERNAL"
+        record.error_message = INTERNAL_MESSAGE
+        self._owner.log.error(
+            "unhandled exception in RPC",
+            request_id=record.request_id,
+            method=record.method,
+            exc_info=exc,
+        )
+        if not isinstance(exc, Exception):
+            return None  # SystemExit and friends keep propagating
+
+        return self._with_request_id(internal_status(record.request_id))
+
+    def _with_request_id(self, status: grpc.Status) -> grpc.Status:
+        # abort_with_status replaces the trailers set at entry; re-add the id.
+        trailers = (*status.trailing_metadata, (REQUEST_ID_KEY, self.record.request_id))
+        return _Status(status.code, status.details, trailers)
+
+    def _end(self, ok: bool) -> None:
+        record = self.record
+        record.end_time = time.time()
+        record.duration_ns = time.perf_counter_ns() - record.start_ns
+        if ok:
+            code = self._context.code()  # a handler may set_code() and return
+            if code is not None:
+                record.grpc_code = code.name
+        self._owner.deliver(record, self._plan, self._span)
+
+
+class RecordingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Records every RPC once: metrics, span, access-log line, SpendLogs row.
+
+    Put it outermost, so that it sees the final status of every call.
+    """
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        tracing: Tracing | None,
+        spend_log: SpendLogSink,
+        *,
+        access_log: AccessLog | None = None,
+        worker: int = 0,
+    ) -> None:
+        self.metrics = metrics
+        self.spend_log = spend_log
+        self.access_log = access_log or AccessLog()
+        # Read once: a provider without exporters costs nothing per call.
+        self.tracer: ServerTracer | None = tracing.tracer if tracing else None
+        self.worker = worker
+        self.log = get_logger("service.api.recording")
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._sink_failures = 0
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method: str = handler_call_details.method
+        if handler is None or method.startswith(EXCLUDED_PREFIXES):
+            return handler
+        # Handlers are the same object call after call: wrap each one once.
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(method, handler)
+        self._wrapped[method] = (handler, wrapped)
+
+        return wrapped
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """Rebuild a handler of any of the four shapes around one recorder."""
+        streaming_in = bool(handler.request_streaming)
+        streaming_out = bool(handler.response_streaming)
+        plan = _Plan(method, grpc_type_of(streaming_in, streaming_out), self.metrics)
+        wrap = self._streaming_response if streaming_out else self._unary_response
+        factories = {
+            (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
+            (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler),
+            (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler),
+            (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler),
+        }
+        attribute, factory = factories[(streaming_in, streaming_out)]
+        behavior = wrap(plan, getattr(handler, attribute), streaming_in)
+
+        return factory(
+            behavior,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _unary_response(
+        self, plan: _Plan, behavior: Behavior, streaming_in: bool
+    ) -> Behavior:
+        sent = plan.metrics.sent
+
+        async def record_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            async with _Recording(self, plan, context):
+                request = _counted(request, plan) if streaming_in else request
+                if not streaming_in:
+                    plan.metrics.received.inc()
+                response = behavior(request, context)
+                if inspect.isawaitable(response):
+                    response = await response
+                sent.inc()
+                return response
+
+        return record_unary
+
+    def _streaming_response(
+        self, plan: _Plan, behavior: Behavior, streaming_in: bool
+    ) -> Behavior:
+        sent = plan.metrics.sent
+
+        async def record_stream(
+            request: Any, context: grpc.aio.ServicerContext
+        ) -> AsyncIterator[Any]:
+            async with _Recording(self, plan, context):
+                request = _counted(request, plan) if streaming_in else request
+                if not streaming_in:
+                    plan.metrics.received.inc()
+                responses = behavior(request, context)
+                if not hasattr(responses, "__aiter__"):
+                    await responses  # the handler writes with context.write()
+                    return
+                async for response in responses:
+                    sent.inc()
+                    yield response
+
+        return record_stream
+
+    def deliver(self, record: CallRecord, plan: _Plan, span: ServerSpan | None) -> None:
+        """Hand a finished record to every sink; a failing sink never fails the RPC."""
+        try:
+            plan.metrics.finish(record.grpc_code, record.duration_ns / 1e9)
+            self.metrics.observe_call(record)
+        except Exception as exc:
+            self._sink_failed("metrics", exc)
+        try:
+            self.access_log.write(record)
+        except Exception as exc:
+            self._sink_failed("access_log", exc)
+        try:
+            self.spend_log.submit(record)
+        except Exception as exc:
+            self._sink_failed("spend_log", exc)
+        if span is not None:
+            try:
+                self.tracer.finish(span, record)  # type: ignore[union-attr]
+            except Exception as exc:
+                self._sink_failed("tracing", exc)
+
+    def _sink_failed(self, sink: str, exc: Exception) -> None:
+        # A broken sink fails on every call: one traceback, then a count.
+        self._sink_failures += 1
+        if self._sink_failures == 1:
+            self.log.error("recording sink failed", sink=sink, exc_info=exc)
+        elif self._sink_failures % 1000 == 0:
+            self.log.error("recording sink still failing", sink=sink, failures=self._sink_failures)

@@ -1,0 +1,162 @@
+"""The only module that imports re2: options, size limits and error text.
+
+Everything is compiled for UTF-8 *bytes*: the scanner encodes a text once and
+maps byte offsets back to code points itself, which is far cheaper than
+letting the binding re-encode the text for every pattern and every match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import re2  # type: ignore[import-untyped]
+
+__all__ = [
+    "MAX_PATTERN_LENGTH",
+    "MAX_PROGRAM_SIZE",
+    "PatternError",
+    "Regex",
+    "RegexSet",
+    "compile_regex",
+    "escape_literal",
+    "keywords_pattern",
+]
+
+MAX_PATTERN_LENGTH = 4096
+# RE2 instructions. Counted repetitions multiply the program, and every
+# program ends up in the shared Set, so one bloated caller pattern would slow
+# every scan; 20k leaves room for `[A-Za-z0-9]{1,255}`-style rules.
+MAX_PROGRAM_SIZE = 20_000
+_PATTERN_MAX_MEM = 8 << 20
+# TODO(engine): the binding does not report when a Set's DFA runs out of
+# memory; it then looks like "no match". A generous budget plus keeping large
+# counted repetitions behind a literal prefilter (they are then run one by one,
+# never inside the Set) avoids it in practice; detect it once the binding
+# exposes RE2::Set::ErrorInfo.
+_SET_MAX_MEM = 256 << 20
+VALUE_GROUP = "value"
+
+# Texts that, between them, reach every "can this match nothing?" situation:
+# start and end of text, word and non-word neighbours, a newline.
+_EMPTY_PROBES = (b"", b"a", b" ", b"a a", b"_0\n-.", b"\xc3\xa9 x")
+
+
+class PatternError(Exception):
+    """Raised when a pattern is rejected; the message is safe to show."""
+
+
+def _options(max_mem: int) -> re2.Options:
+    options = re2.Options()
+    options.log_errors = False  # errors come back to the caller, not stderr
+    options.max_mem = max_mem
+    return options
+
+
+def _with_flags(pattern: str, ignore_case: bool) -> str:
+    # Flags live in the pattern text so one Set can mix case modes.
+    return f"(?i:{pattern})" if ignore_case else f"(?:{pattern})"
+
+
+def _error_text(exc: Exception) -> str:
+    raw = exc.args[0] if exc.args else str(exc)
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    return f"RE2 cannot compile: {text}"
+
+
+class Regex:
+    """One compiled pattern that reports byte spans in UTF-8 data."""
+
+    __slots__ = ("_compiled", "_group", "source")
+
+    def __init__(self, source: str, compiled: re2._Regexp) -> None:
+        self.source = source
+        self._compiled = compiled
+        self._group: int = compiled.groupindex.get(VALUE_GROUP, 0)
+
+    def spans(self, data: bytes, limit: int) -> Iterator[tuple[int, int]]:
+        """Yield up to ``limit`` match spans; group ``value`` if the pattern has it."""
+        group = self._group
+        for count, match in enumerate(self._compiled.finditer(data)):
+            if count >= limit:
+                return
+            start, end = match.span(group) if group else match.span()
+            if start < 0:  # the value group did not take part
+                start, end = match.span()
+            yield start, end
+
+    def matches_empty(self) -> bool:
+        """Whether the pattern can match the empty string (probed, not proved)."""
+        for probe in _EMPTY_PROBES:
+            for match in self._compiled.finditer(probe):
+                start, end = match.span()
+                if start == end:
+                    return True
+        return False
+
+
+def compile_regex(pattern: str, *, ignore_case: bool = False) -> Regex:
+    """Compile a caller's pattern with our limits; raise PatternError."""
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        raise PatternError(
+            f"pattern is {len(pattern)} characters long; the limit is "
+            f"{MAX_PATTERN_LENGTH}"
+        )
+    options = _options(_PATTERN_MAX_MEM)
+    try:
+        # The pattern as written first, so RE2's message quotes the caller's
+        # text; then wrapped with its flags, the form the Set also uses.
+        re2.compile(pattern, options)
+        source = _with_flags(pattern, ignore_case)
+        compiled = re2.compile(source, options)
+    except re2.error as exc:
+        raise PatternError(_error_text(exc)) from exc
+    size = compiled.programsize
+    if size > MAX_PROGRAM_SIZE:
+        raise PatternError(
+            f"pattern is too complex: RE2 program size {size} exceeds "
+            f"{MAX_PROGRAM_SIZE}"
+        )
+
+    return Regex(source, compiled)
+
+
+def escape_literal(literal: str) -> str:
+    """Quote a literal for use inside a pattern."""
+    return str(re2.escape(literal))
+
+
+def _keyword_edge(char: str) -> str:
+    # RE2's \b only knows ASCII word characters, so an edge that is not one
+    # (e.g. "é") gets no boundary rather than one that can never hold.
+    return r"\b" if char.isascii() and (char.isalnum() or char == "_") else ""
+
+
+def keywords_pattern(keywords: Sequence[str], *, substrings: bool) -> str:
+    """One case-insensitive alternation; phrases accept any run of whitespace."""
+    branches = []
+    for keyword in keywords:
+        words = keyword.split()
+        body = r"\s+".join(escape_literal(word) for word in words)
+        if not substrings:
+            body = _keyword_edge(keyword.strip()[0]) + body
+            body += _keyword_edge(keyword.strip()[-1])
+        branches.append(body)
+
+    return "(?i:" + "|".join(branches) + ")"
+
+
+class RegexSet:
+    """Many patterns in one RE2 Set: one pass says which of them occur."""
+
+    __slots__ = ("_set", "size")
+
+    def __init__(self, sources: Sequence[str]) -> None:
+        self.size = len(sources)
+        self._set = re2.Set.SearchSet(_options(_SET_MAX_MEM))
+        for source in sources:
+            self._set.Add(source)
+        self._set.Compile()
+
+    def match(self, data: bytes) -> list[int]:
+        """Indices of the patterns that match somewhere in ``data``."""
+        return list(self._set.Match(data) or ())

@@ -1,0 +1,171 @@
+"""Scan segments with many compiled guardrails in one multi-pattern pass.
+
+Per segment: encode (ASCII: nothing else) -> one RE2 Set pass that holds every
+prefilter literal and every ungated pattern -> exact spans only for the rules
+that the pass nominates -> validators -> offsets mapped to the original text.
+Rules with a prefilter stay out of the Set: their (often counted, costly)
+patterns run alone, and only when one of their literals occurs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+
+from service.engine.compiler import CompiledGuardrail, CompiledRule
+from service.engine.normalize import TextView, normalized_view, raw_view
+from service.engine.redact import redacted_preview
+from service.engine.regex import RegexSet, escape_literal
+from service.types import Finding, Segment
+
+__all__ = ["ScanResult", "Scanner"]
+
+
+@dataclass(slots=True)
+class ScanResult:
+    """Findings of the requested guardrails, their scores, and which fired."""
+
+    findings: list[Finding] = field(default_factory=list)
+    scores: dict[str, float] = field(default_factory=dict)
+    matched: set[str] = field(default_factory=set)
+
+
+class _Pass:
+    """One RE2 Set over some rules; each Set entry nominates rule indices."""
+
+    __slots__ = ("_nominees", "_set", "rule_indices")
+
+    def __init__(self, rules: Sequence[tuple[int, CompiledRule]]) -> None:
+        sources: list[str] = []
+        nominees: list[tuple[int, ...]] = []
+        gated: dict[str, list[int]] = {}
+        for index, rule in rules:
+            for literal in rule.prefilter:
+                gated.setdefault(literal, []).append(index)
+            if not rule.prefilter:
+                sources.append(rule.regex.source)
+                nominees.append((index,))
+        for literal, indices in gated.items():
+            sources.append("(?i:" + escape_literal(literal) + ")")
+            nominees.append(tuple(indices))
+        self._set = RegexSet(sources) if sources else None
+        self._nominees = tuple(nominees)
+        self.rule_indices = frozenset(index for index, _ in rules)
+
+    def candidates(self, data: bytes) -> set[int]:
+        """Rule indices worth an exact search in ``data``."""
+        if self._set is None:
+            return set()
+        nominees = self._nominees
+        return {index for hit in self._set.match(data) for index in nominees[hit]}
+
+
+@dataclass(slots=True)
+class _Hit:
+    segment: int
+    start: int
+    end: int
+    rule: int
+    preview: str
+
+
+class Scanner:
+    """Immutable scanner over a fixed set of compiled guardrails."""
+
+    __slots__ = ("_ascii", "_guardrails", "_normalized", "_raw", "_rules")
+
+    def __init__(self, guardrails: Sequence[CompiledGuardrail]) -> None:
+        names = [guardrail.name for guardrail in guardrails]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate guardrail names in {names}")
+        self._guardrails = {guardrail.name: guardrail for guardrail in guardrails}
+        self._rules = tuple(rule for g in guardrails for rule in g.rules)
+        indexed = list(enumerate(self._rules))
+        # ASCII text looks the same raw and normalised: one pass over all.
+        self._ascii = _Pass(indexed)
+        self._normalized = _Pass([(i, r) for i, r in indexed if not r.on_raw])
+        self._raw = _Pass([(i, r) for i, r in indexed if r.on_raw])
+
+    @property
+    def guardrails(self) -> dict[str, CompiledGuardrail]:
+        return dict(self._guardrails)
+
+    def scan(self, segments: Sequence[Segment], names: Collection[str]) -> ScanResult:
+        """Run the guardrails in ``names`` (unknown names are ignored) over segments."""
+        wanted = names if isinstance(names, (set, frozenset)) else frozenset(names)
+        hits: list[_Hit] = []
+        for number, segment in enumerate(segments):
+            self._scan_segment(number, segment.text, wanted, hits)
+
+        return self._result(segments, wanted, hits)
+
+    def _scan_segment(
+        self, number: int, text: str, wanted: Collection[str], hits: list[_Hit]
+    ) -> None:
+        if not text:
+            return
+        if text.isascii():
+            view = raw_view(text)
+            self._run(self._ascii, view, number, wanted, hits)
+            return
+        self._run(self._normalized, normalized_view(text), number, wanted, hits)
+        self._run(self._raw, raw_view(text), number, wanted, hits)
+
+    def _run(
+        self,
+        scan_pass: _Pass,
+        view: TextView,
+        number: int,
+        wanted: Collection[str],
+        hits: list[_Hit],
+    ) -> None:
+        candidates = scan_pass.candidates(view.data)
+        for index in sorted(candidates):
+            rule = self._rules[index]
+            if rule.guardrail not in wanted:
+                continue
+            for start, end, matched in rule.matches(view):
+                first, last = view.original_span(start, end)
+                hits.append(_Hit(number, first, last, index, redacted_preview(matched)))
+
+    def _result(
+        self, segments: Sequence[Segment], wanted: Collection[str], hits: list[_Hit]
+    ) -> ScanResult:
+        result = ScanResult()
+        rules_hit: dict[str, set[int]] = {}
+        for hit in hits:
+            rules_hit.setdefault(self._rules[hit.rule].guardrail, set()).add(hit.rule)
+        for name in wanted:
+            guardrail = self._guardrails.get(name)
+            if guardrail is None:
+                continue
+            hit_rules = rules_hit.get(name, set())
+            score = sum(self._rules[i].spec.weight for i in hit_rules)
+            result.scores[name] = score
+            if hit_rules and score >= guardrail.spec.score_threshold:
+                result.matched.add(name)
+        hits.sort(key=lambda hit: (hit.segment, hit.start, hit.rule))
+        result.findings = [
+            self._finding(hit, segments[hit.segment])
+            for hit in hits
+            if self._rules[hit.rule].guardrail in result.matched
+        ]
+
+        return result
+
+    def _finding(self, hit: _Hit, segment: Segment) -> Finding:
+        rule = self._rules[hit.rule]
+        guardrail = self._guardrails[rule.guardrail]
+        return Finding(
+            guardrail=rule.guardrail,
+            rule_id=rule.spec.id,
+            category=rule.spec.category,
+            severity=rule.spec.severity,
+            action=guardrail.spec.action,
+            path=segment.path,
+            start=hit.start,
+            end=hit.end,
+            json_pointer=segment.json_pointer,
+            redacted_preview=hit.preview,
+            mask_label=rule.mask_label,
+        )

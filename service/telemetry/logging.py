@@ -1,0 +1,198 @@
+"""structlog configuration and the one access-log line per RPC.
+
+JSON lines on stdout (console rendering on a tty), filtered by level before
+any processor runs, each line carrying ``trace_id``/``span_id`` and Datadog's
+``dd.*`` correlation fields. No stdlib ``logging`` on the hot path.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from functools import partial
+from typing import Any, TextIO
+
+import structlog
+from opentelemetry import trace
+from structlog.typing import EventDict, FilteringBoundLogger, Processor
+
+from service import __version__
+from service.settings import Settings
+from service.types import CallRecord
+
+__all__ = ["AccessLog", "access_fields", "configure_logging", "get_logger"]
+
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+LOW_64_BITS = 0xFFFF_FFFF_FFFF_FFFF
+MAX_RULE_IDS = 64
+
+
+class _Timestamp:
+    """ISO-8601 UTC with milliseconds; the seconds part is formatted once a second."""
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, _: Any, __: str, event_dict: EventDict) -> EventDict:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        millis = int((now - second) * 1000)
+        event_dict["timestamp"] = f"{self._prefix}.{millis:03d}Z"
+
+        return event_dict
+
+
+class _TraceCorrelation:
+    """Adds the current span's ids, in OTel hex and in Datadog's decimal form."""
+
+    __slots__ = ("_static",)
+
+    def __init__(self, service: str, env: str, version: str) -> None:
+        self._static = {"dd.service": service, "dd.env": env, "dd.version": version}
+
+    def __call__(self, _: Any, __: str, event_dict: EventDict) -> EventDict:
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            trace_id, span_id = context.trace_id, context.span_id
+            event_dict["trace_id"] = format(trace_id, "032x")
+            event_dict["span_id"] = format(span_id, "016x")
+            # Datadog correlates on the low 64 bits of a 128-bit trace id.
+            event_dict["dd.trace_id"] = str(trace_id & LOW_64_BITS)
+            event_dict["dd.span_id"] = str(span_id)
+        event_dict.update(self._static)
+
+        return event_dict
+
+
+def _redacted_traceback(exc: BaseException) -> str:
+    # Exception messages can quote request content (a KeyError on a prompt
+    # fragment, say), so we keep the frames and the exception types only.
+    parts: list[str] = []
+    current: BaseException | None = exc
+    while current is not None and len(parts) < 20:
+        kind = type(current)
+        frames = "".join(traceback.format_tb(current.__traceback__))
+        parts.append(f"{frames}{kind.__module__}.{kind.__qualname__}\n")
+        current = current.__cause__ or current.__context__
+    header = "Traceback (most recent call last, messages withheld):\n"
+
+    return header + "\nwhich happened while handling:\n".join(reversed(parts))
+
+
+def _format_exc_info(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    exc_info = event_dict.pop("exc_info", None)
+    if not exc_info:
+        return event_dict
+    if isinstance(exc_info, BaseException):
+        exc: BaseException | None = exc_info
+    else:
+        exc = sys.exc_info()[1] if exc_info is True else exc_info[1]
+    if exc is not None:
+        event_dict["exception"] = _redacted_traceback(exc)
+
+    return event_dict
+
+
+def _json_renderer() -> Processor:
+    dumps = partial(json.dumps, separators=(",", ":"), default=str)
+
+    def render(_: Any, __: str, event_dict: EventDict) -> str:
+        return dumps(event_dict)
+
+    return render
+
+
+def _is_tty(stream: TextIO) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def configure_logging(
+    settings: Settings,
+    *,
+    stream: TextIO | None = None,
+    service_name: str = "guardrail-service",
+    cache_loggers: bool = True,
+) -> None:
+    """Configure structlog once at start-up (tests pass a ``stream``)."""
+    stream = stream or sys.stdout
+    console = settings.log_format == "console" or (
+        settings.log_format == "auto" and _is_tty(stream)
+    )
+    renderer: Processor = (
+        structlog.dev.ConsoleRenderer(colors=_is_tty(stream))
+        if console
+        else _json_renderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            _Timestamp(),
+            _TraceCorrelation(service_name, settings.environment, __version__),
+            _format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(LEVELS[settings.log_level]),
+        logger_factory=structlog.WriteLoggerFactory(file=stream),
+        cache_logger_on_first_use=cache_loggers,
+    )
+
+
+def get_logger(name: str) -> FilteringBoundLogger:
+    """A lazily bound logger that names its module in each line."""
+    # "logger.name" is Datadog's standard attribute for it.
+    logger: FilteringBoundLogger = structlog.get_logger(**{"logger.name": name})
+    return logger
+
+
+def access_fields(record: CallRecord) -> dict[str, Any]:
+    """The access-log fields of one call: ids, codes and counts, never content."""
+    fields: dict[str, Any] = {
+        "method": record.method,
+        "call_type": record.call_type,
+        "code": record.grpc_code,
+        "decision": record.decision.value if record.decision else "",
+        "duration_ms": round(record.duration_ns / 1e6, 3),
+        "request_id": record.request_id,
+        "client_request_id": record.client_request_id,
+        "api_key_hash": record.api_key_hash,
+        "worker": record.worker,
+    }
+    if record.direction is not None:
+        fields["direction"] = record.direction.value
+    if record.outcomes:
+        fields["guardrails"] = [
+            {"name": o.name, "status": o.status.value, "findings": o.finding_count}
+            for o in record.outcomes
+        ]
+    if record.findings:
+        fields["rule_ids"] = sorted({f.rule_id for f in record.findings})[:MAX_RULE_IDS]
+    if record.registry_generation:
+        fields["registry_generation"] = record.registry_generation
+    if record.stream_end:
+        fields["stream_end"] = record.stream_end
+        fields["chunk_count"] = record.chunk_count
+    if record.error_reason:
+        fields["error_reason"] = record.error_reason
+        fields["error_message"] = record.error_message
+
+    return fields
+
+
+class AccessLog:
+    """The access-log sink: one line per finished RPC."""
+
+    def __init__(self, logger: FilteringBoundLogger | None = None) -> None:
+        self._log = logger or get_logger("service.access")
+
+    def write(self, record: CallRecord) -> None:
+        self._log.info("rpc", **access_fields(record))

@@ -1,0 +1,61 @@
+"""Named validators: each keeps real matches and drops look-alikes."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.engine import SUPPORTED_VALIDATORS
+from service.engine.validators import VALIDATORS
+
+CASES = [
+    ("luhn", "4111 1111 1111 1111", True),
+    ("luhn", "378282246310005", True),
+    ("luhn", "4111 1111 1111 1112", False),
+    ("luhn", "0000000000000000", False),
+    ("luhn", "12345", False),
+    ("iban_mod97", "GB82 WEST 1234 5698 7654 32", True),
+    ("iban_mod97", "de89370400440532013000", True),
+    ("iban_mod97", "GB82 WEST 1234 5698 7654 33", False),
+    ("iban_mod97", "DE8937040044053201300", False),
+    ("iban_mod97", "XX89370400440532013000", False),
+    ("ssn", "536-22-8145", True),
+    ("ssn", "000-22-8145", False),
+    ("ssn", "666-22-8145", False),
+    ("ssn", "900-22-8145", False),
+    ("ssn", "536-00-8145", False),
+    ("ssn", "536-22-0000", False),
+    ("ssn", "078-05-1120", False),
+    ("ipv4", "192.168.0.1", True),
+    ("ipv4", "256.1.1.1", False),
+    ("ipv4", "01.2.3.4", False),
+    ("ipv4", "1.2.3", False),
+    ("ipv6", "2001:db8::1", True),
+    ("ipv6", "12:30:45", False),
+    ("phone", "+44 20 7946 0958", True),
+    ("phone", "555-555-5555", False),
+    ("phone", "12345", False),
+    ("entropy", "kJ8#p2Lq9zX!", True),
+    ("entropy", "changeme", False),
+    ("entropy", "<your-api-key>", False),
+    ("entropy", "${SECRET}", False),
+    ("entropy", "aaaaaaaaaaaa", False),
+    ("not_placeholder", "S3cr3tValue", True),
+    ("not_placeholder", "password", False),
+    ("not_placeholder", "${DB_PASS}", False),
+    ("jwt", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln", True),
+    ("jwt", "eyJub3RoaW5nIjoxfQ.eyJ4IjoxfQ.c2ln", False),
+    ("smuggled_tags", "\U000E0041\U000E0042", True),
+    ("smuggled_tags", "\U0001F3F4\U000E0067\U000E0062\U000E0065\U000E006E\U000E0067\U000E007F", False),
+    ("smuggled_tags", "\U0001F3F4\U000E0067\U000E0062\U000E007F\U000E0041", True),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "expected"), CASES)
+def test_validator(name, text, expected):
+    """Each validator accepts the real value and rejects the look-alike."""
+    assert VALIDATORS[name](text) is expected
+
+
+def test_every_validator_has_cases():
+    """No validator ships without a test case."""
+    assert {name for name, _, _ in CASES} == set(SUPPORTED_VALIDATORS)
