@@ -113,7 +113,8 @@ def _check_guardrail(spec: GuardrailSpec, problems: _Problems) -> None:
     if not spec.rules:
         problems.add("rules", "must hold at least one rule")
     if len(spec.rules) > MAX_RULES:
-        problems.add("rules", f"holds {len(spec.rules)} rules; the limit is {MAX_RULES}")
+        count = len(spec.rules)
+        problems.add("rules", f"holds {count} rules; the limit is {MAX_RULES}")
     if not isinstance(spec.action, Action):
         problems.add("action", "is required")
     _check_threshold(spec, problems)
@@ -176,7 +177,9 @@ def _rule_source(rule: RuleSpec, field: str, problems: _Problems) -> str | None:
     return keywords_pattern(rule.keywords, substrings=rule.keywords_match_substrings)
 
 
-def _compile_rule_regex(rule: RuleSpec, field: str, problems: _Problems) -> Regex | None:
+def _compile_rule_regex(
+    rule: RuleSpec, field: str, problems: _Problems
+) -> Regex | None:
     source = _rule_source(rule, field, problems)
     if source is None:
         return None

@@ -111,6 +111,10 @@ def normalized_view(text: str) -> TextView:
     """NFKC per character, invisibles dropped; ASCII returns the text as is."""
     if text.isascii():
         return TextView(text, None, is_ascii=True)
+    # Most real non-ASCII text (accents, CJK, emoji) is already NFKC and has
+    # no invisibles: both checks run in C, and the per-character loop is skipped.
+    if _INVISIBLE.isdisjoint(text) and unicodedata.is_normalized("NFKC", text):
+        return TextView(text, None, is_ascii=False)
 
     parts: list[str] = []
     to_original: list[int] = []

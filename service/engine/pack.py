@@ -67,7 +67,8 @@ class _Reader:
         if value is None:
             return default
         # bool is an int in Python; a YAML "yes" must not pass for a number.
-        if isinstance(value, kind) and not (kind is not bool and isinstance(value, bool)):
+        is_bool_as_number = kind is not bool and isinstance(value, bool)
+        if isinstance(value, kind) and not is_bool_as_number:
             return value
         self.fail(key, f"must be {label}, got {type(value).__name__}")
         return default
@@ -170,7 +171,9 @@ def _rules(reader: _Reader) -> tuple[RuleSpec, ...]:
     return tuple(rule for rule in parsed if rule is not None)
 
 
-def spec_from_mapping(data: Mapping[str, object], *, builtin: bool = False) -> GuardrailSpec:
+def spec_from_mapping(
+    data: Mapping[str, object], *, builtin: bool = False
+) -> GuardrailSpec:
     """Parse one definition; raise GuardrailDefinitionError listing every problem."""
     problems: list[FieldViolation] = []
     read = _Reader(data, "", problems)
@@ -185,7 +188,8 @@ def spec_from_mapping(data: Mapping[str, object], *, builtin: bool = False) -> G
         description=read.text("description"),
         directions=_directions(read),
         default_on=read.flag("default_on"),
-        fail_mode=read.choice("fail_mode", FailMode, FailMode.CLOSED) or FailMode.CLOSED,
+        fail_mode=read.choice("fail_mode", FailMode, FailMode.CLOSED)
+        or FailMode.CLOSED,
         score_threshold=read.number("score_threshold", 0.0),
         version=read.typed("version", int, 1, "an integer"),
         builtin=builtin,
@@ -196,7 +200,9 @@ def spec_from_mapping(data: Mapping[str, object], *, builtin: bool = False) -> G
     return spec
 
 
-def _with_file_name(path: Path, error: GuardrailDefinitionError) -> GuardrailDefinitionError:
+def _with_file_name(
+    path: Path, error: GuardrailDefinitionError
+) -> GuardrailDefinitionError:
     # Operators read these at start-up: the file comes first, as in
     # "pii.yaml: guardrail 'pii' is invalid: rules[2].pattern: ...".
     renamed = GuardrailDefinitionError(error.name, error.violations)

@@ -18,7 +18,7 @@ from service.engine.redact import redacted_preview
 from service.engine.regex import RegexSet, escape_literal
 from service.types import Finding, Segment
 
-__all__ = ["ScanResult", "Scanner"]
+__all__ = ["ScanResult", "Scanner", "has_wide_repetition"]
 
 
 @dataclass(slots=True)
@@ -30,34 +30,73 @@ class ScanResult:
     matched: set[str] = field(default_factory=set)
 
 
-class _Pass:
-    """One RE2 Set over some rules; each Set entry nominates rule indices."""
+def has_wide_repetition(pattern: str) -> bool:
+    """Whether the pattern counts a repetition of 8 or more (``{8}``, ``{20,40}``).
 
-    __slots__ = ("_nominees", "_set", "rule_indices")
+    Such patterns multiply DFA states when many share one Set, which on
+    base64- or digit-heavy input drops a Set to megabytes per second; they
+    stay out of the Set and run alone when a prefilter literal occurs.
+    """
+    position = pattern.find("{")
+    while position != -1:
+        end = position + 1
+        while end < len(pattern) and (pattern[end].isdigit() or pattern[end] == ","):
+            end += 1
+        counts = [int(part) for part in pattern[position + 1 : end].split(",") if part]
+        if end < len(pattern) and pattern[end] == "}" and counts and max(counts) >= 8:
+            return True
+        position = pattern.find("{", position + 1)
+    return False
+
+
+class _Pass:
+    """One RE2 Set over some rules; its hits nominate rules for exact search.
+
+    A rule without a prefilter is nominated when its pattern hits. A gated rule
+    with a cheap pattern needs its pattern AND one of its literals to hit; a
+    gated rule with a costly pattern is nominated by a literal alone.
+    """
+
+    __slots__ = ("_literal_only", "_needs_literal", "_nominees", "_set")
 
     def __init__(self, rules: Sequence[tuple[int, CompiledRule]]) -> None:
         sources: list[str] = []
-        nominees: list[tuple[int, ...]] = []
+        nominees: list[tuple[bool, tuple[int, ...]]] = []
         gated: dict[str, list[int]] = {}
+        needs_literal: set[int] = set()
+        literal_only: set[int] = set()
         for index, rule in rules:
             for literal in rule.prefilter:
                 gated.setdefault(literal, []).append(index)
-            if not rule.prefilter:
-                sources.append(rule.regex.source)
-                nominees.append((index,))
+            costly = has_wide_repetition(rule.regex.source)
+            if rule.prefilter and costly:
+                literal_only.add(index)
+                continue
+            if rule.prefilter:
+                needs_literal.add(index)
+            sources.append(rule.regex.source)
+            nominees.append((False, (index,)))
         for literal, indices in gated.items():
             sources.append("(?i:" + escape_literal(literal) + ")")
-            nominees.append(tuple(indices))
+            nominees.append((True, tuple(indices)))
         self._set = RegexSet(sources) if sources else None
         self._nominees = tuple(nominees)
-        self.rule_indices = frozenset(index for index, _ in rules)
+        self._needs_literal = frozenset(needs_literal)
+        self._literal_only = frozenset(literal_only)
 
     def candidates(self, data: bytes) -> set[int]:
         """Rule indices worth an exact search in ``data``."""
         if self._set is None:
             return set()
-        nominees = self._nominees
-        return {index for hit in self._set.match(data) for index in nominees[hit]}
+        by_pattern: set[int] = set()
+        by_literal: set[int] = set()
+        for hit in self._set.match(data):
+            is_literal, indices = self._nominees[hit]
+            (by_literal if is_literal else by_pattern).update(indices)
+        needs_literal = self._needs_literal
+        chosen = {i for i in by_pattern if i not in needs_literal or i in by_literal}
+
+        return chosen | (by_literal & self._literal_only)
 
 
 @dataclass(slots=True)

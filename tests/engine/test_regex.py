@@ -28,7 +28,7 @@ def test_pattern_length_is_capped():
 def test_program_size_is_capped():
     """A pattern whose RE2 program is too big is refused."""
     with pytest.raises(PatternError, match="too complex"):
-        compile_regex("[a-z]{1000}[0-9]{1000}[A-Z]{1000}")
+        compile_regex("[a-z]{1000}" * 21)
 
 
 def test_value_group_narrows_span():
