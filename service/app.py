@@ -75,7 +75,7 @@ async def start_server(settings: Settings) -> RunningServer:
     writer = SpendLogWriter(settings, metrics)
     await writer.start()
     registry = _load_registry()
-    metrics.set_registry_generation(registry.snapshot.generation)
+    registry.subscribe(metrics.follow_registry)
 
     message_limit = settings.max_message_bytes
     server = grpc.aio.server(

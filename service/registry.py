@@ -13,7 +13,7 @@ is why the service runs one worker process for now.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -67,10 +67,21 @@ class Registry:
     def __init__(self, builtin: Sequence[GuardrailSpec]) -> None:
         compiled = [compile_guardrail(spec) for spec in builtin]
         self._snapshot = Snapshot.build(1, compiled)
+        self._listeners: list[Callable[[Snapshot], None]] = []
 
     @property
     def snapshot(self) -> Snapshot:
         return self._snapshot
+
+    def subscribe(self, listener: Callable[[Snapshot], None]) -> None:
+        """Call ``listener`` with the current snapshot now and after every change."""
+        self._listeners.append(listener)
+        listener(self._snapshot)
+
+    def _swap(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+        for listener in self._listeners:
+            listener(snapshot)
 
     def validate(self, spec: GuardrailSpec) -> GuardrailSpec:
         """Compile without storing; the spec with the version it would get."""
@@ -84,7 +95,7 @@ class Registry:
         compiled = compile_guardrail(versioned)
         current = self._snapshot
         guardrails = {**current.guardrails, compiled.name: compiled}
-        self._snapshot = Snapshot.build(current.generation + 1, guardrails.values())
+        self._swap(Snapshot.build(current.generation + 1, guardrails.values()))
         return versioned, self._snapshot.generation
 
     def delete(self, name: str) -> int:
@@ -96,7 +107,7 @@ class Registry:
                 reason="BUILTIN_GUARDRAIL",
             )
         remaining = [g for g in current.guardrails.values() if g.name != name]
-        self._snapshot = Snapshot.build(current.generation + 1, remaining)
+        self._swap(Snapshot.build(current.generation + 1, remaining))
         return self._snapshot.generation
 
     def _next_version(self, spec: GuardrailSpec) -> GuardrailSpec:

@@ -21,7 +21,13 @@ from service import __version__
 from service.settings import Settings
 from service.types import CallRecord
 
-__all__ = ["AccessLog", "access_fields", "configure_logging", "get_logger"]
+__all__ = [
+    "AccessLog",
+    "access_fields",
+    "configure_logging",
+    "get_logger",
+    "reset_logging",
+]
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 LOW_64_BITS = 0xFFFF_FFFF_FFFF_FFFF
@@ -180,6 +186,13 @@ def configure_logging(
         [timestamp, correlation, renderer],
         structlog.WriteLogger(stream),
     )
+
+
+def reset_logging() -> None:
+    """Back to structlog's defaults (tests)."""
+    global _access
+    structlog.reset_defaults()
+    _access = None
 
 
 def get_logger(name: str) -> FilteringBoundLogger:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIServer
 
 import grpc
@@ -21,6 +22,9 @@ from prometheus_client import start_http_server
 
 from service.settings import Settings
 from service.types import CallRecord, Decision, GuardrailStatus
+
+if TYPE_CHECKING:  # the registry imports the engine; metrics need only its shape
+    from service.registry import Snapshot
 
 __all__ = [
     "GRPC_CODES",
@@ -273,6 +277,13 @@ class Metrics:
 
     def set_registry_generation(self, generation: int) -> None:
         self.registry_generation.set(generation)
+
+    def follow_registry(self, snapshot: Snapshot) -> None:
+        """Admit a new registry generation's names and categories as labels."""
+        guardrails = snapshot.guardrails.values()
+        self.allow_guardrails(sorted(g.name for g in guardrails))
+        self.allow_categories(sorted({r.category for g in guardrails for r in g.spec.rules}))
+        self.set_registry_generation(snapshot.generation)
 
     # -- recording (hot path)
 

@@ -6,6 +6,7 @@ import json
 
 import grpc
 import pytest
+from prometheus_client import generate_latest
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -355,3 +356,11 @@ async def test_one_spend_log_row_per_rpc(server, stub):
     assert {"ALLOW", "BLOCK"} <= decisions
     assert any(r["client_request_id"] == "c-1" for r in rows)
     assert aws_access_key_id() not in json.dumps(rows, default=str)
+
+
+async def test_metrics_label_registered_guardrails(server, stub):
+    """Evaluations are counted under the guardrail's own name, not the overflow value."""
+    await stub.Check(pb.CheckRequest(payload=pb.Payload(text=BENIGN)))
+
+    text = generate_latest(server.metrics.registry).decode()
+    assert 'guardrail_evaluations_total{guardrail_name="secrets",status="passed"} 1.0' in text

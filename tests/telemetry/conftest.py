@@ -10,7 +10,6 @@ from typing import Any
 
 import grpc
 import pytest
-import structlog
 from grpc_health.v1 import health, health_pb2_grpc
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -18,7 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from service.api.interceptors import RecordingInterceptor
 from service.errors import NotFoundError
 from service.settings import load_settings
-from service.telemetry.logging import configure_logging
+from service.telemetry.logging import configure_logging, reset_logging
 from service.telemetry.metrics import MethodInfo, Metrics
 from service.telemetry.tracing import Tracing
 from service.types import CallRecord
@@ -53,7 +52,7 @@ def logs() -> Iterator[LogCapture]:
     settings = load_settings(log_format="json", log_level="info", environment="test")
     configure_logging(settings, stream=capture.stream, cache_loggers=False)
     yield capture
-    structlog.reset_defaults()
+    reset_logging()
 
 
 @pytest.fixture
@@ -120,6 +119,15 @@ class FakeServer:
         self.channel = channel
         self.sink = sink
         self.metrics = metrics
+
+    async def records(self, count: int) -> list[CallRecord]:
+        """The records once ``count`` arrived (a handler's own abort reaches
+        the caller before the interceptor's exit code has run)."""
+        for _ in range(100):
+            if len(self.sink.records) >= count:
+                break
+            await asyncio.sleep(0.01)
+        return self.sink.records
 
     def unary(self, name: str) -> Callable[..., Any]:
         return self.channel.unary_unary(f"/{FAKE_SERVICE}/{name}")

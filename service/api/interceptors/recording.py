@@ -34,7 +34,7 @@ __all__ = ["EXCLUDED_PREFIXES", "REQUEST_ID_KEY", "RecordingInterceptor"]
 
 EXCLUDED_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 REQUEST_ID_KEY = "x-request-id"
-TRACE_HEADERS = frozenset({"traceparent", "tracestate", "baggage"})
+TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
 MAX_CLIENT_REQUEST_ID = 128
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
 _CAMEL_BOUNDARY = re.compile(r"(?<!^)(?=[A-Z])")
@@ -139,12 +139,15 @@ class _Recording:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        status = None
         try:
             status = None if exc is None else self._translate(exc)
-            if status is not None:
-                await self._context.abort_with_status(status)  # raises AbortError
         finally:
+            # Deliver before aborting: abort sends the status at once, and the
+            # row must not lag behind the answer the caller already has.
             self._end(exc is None)
+        if status is not None:
+            await self._context.abort_with_status(status)  # raises AbortError
 
     def _translate(self, exc: BaseException) -> grpc.Status | None:
         """Record how the call failed; the status to abort with, if any."""
