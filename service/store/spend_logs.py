@@ -1,134 +1,81 @@
 """The SpendLogs writer: one row per RPC, written in batches off the hot path.
 
-``submit`` only appends to a bounded in-memory queue (a full queue drops the
-row and counts it); a background task turns records into rows and writes
-them by count and by time. A batch the database rejects is retried row by
-row, so one poison row costs only itself.
+``submit`` only appends to a bounded in-memory queue; it never awaits and
+never touches the disk. A background task turns records into rows and
+writes batches by count, bytes and time:
+
+* a transient failure (connection lost, timeout, lock, serialization) is
+  retried with exponential backoff and jitter, then the batch spills to the
+  local journal and the writer keeps journalling until the database is back;
+  a replay task then feeds the journal to the database oldest first (inserts
+  are idempotent on request_id, so a replay never duplicates a row);
+* a permanent failure bisects the batch until the refused row is alone; it
+  goes to the dead-letter file and is counted ``failed``, the rest are kept;
+* a write that hangs longer than the write timeout counts as an outage, and
+  while any write is in flight a half-full queue is spilled to the journal.
+
+Rows are lost only when the journal is full (or the event loop is starved
+long enough for the queue itself to fill); both are counted ``dropped``
+and logged with how many.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import random
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TypeVar
+
+from structlog.typing import FilteringBoundLogger
 
 from service.settings import Settings
-from service.store.backends import SpendLogBackend, SpendLogRow, open_backend
+from service.store.backends import SpendLogBackend, open_backend
+from service.store.dead_letters import DeadLetters
+from service.store.errors import StoreRejected, StoreUnavailable
+from service.store.journal import Journal, JournalBusy
+from service.store.rows import SpendLogRow, row_bytes, to_row
 from service.telemetry.logging import get_logger
 from service.telemetry.metrics import Metrics
-from service.types import CallRecord, Finding, GuardrailOutcome
+from service.types import CallRecord
 
-__all__ = ["MAX_FINDINGS", "SpendLogWriter", "to_row"]
+__all__ = ["SpendLogWriter", "journal_directory", "to_row"]
 
-MAX_FINDINGS = 500  # per row; the rest are counted in findings_truncated
 DROP_WARNING_INTERVAL_S = 1.0
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+RETRY_ATTEMPTS = 3  # tries per batch before it spills to the journal
+RETRY_BASE_S = 0.05  # first backoff; doubled per attempt, with jitter
+PROBE_MAX_S = 5.0  # longest wait between two "is the database back?" probes
+WATCH_INTERVAL_S = 0.05  # how often a slow write checks the queue
+SLOW_WRITE_S = 0.5  # a write in flight this long may spill a half-full queue
+MAINTENANCE_INTERVAL_S = 3600.0  # partitions ahead and retention
+JOURNAL_SLOTS = 64  # worker processes that can each own a journal directory
+T = TypeVar("T")
 
 
-def _storable(text: str) -> str:
-    # PostgreSQL text and jsonb refuse NUL and lone surrogates.
-    if "\x00" in text:
-        text = text.replace("\x00", "")
-    if not text.isascii():
-        text = text.encode("utf-8", "replace").decode("utf-8")
-    return text
+def journal_directory(settings: Settings) -> Path:
+    """The configured journal directory, or one beside the SQLite file."""
+    if settings.spend_log_journal_path is not None:
+        return settings.spend_log_journal_path
+    url = settings.database_url.get_secret_value()
+    if url.startswith("sqlite:///") and not url.endswith(":memory:"):
+        return Path(url.removeprefix("sqlite:///") + ".journal")
+    return Path("guardrail-journal")
 
 
-def _timestamp(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=UTC)
-
-
-def _guardrail_information(record: CallRecord) -> list[dict[str, Any]]:
-    by_guardrail: dict[str, list[Finding]] = {}
-    for finding in record.findings:
-        by_guardrail.setdefault(finding.guardrail, []).append(finding)
-    mode = record.direction.value if record.direction else ""
-
-    return [_guardrail_entry(o, by_guardrail.get(o.name, []), mode) for o in record.outcomes]
-
-
-def _guardrail_entry(
-    outcome: GuardrailOutcome, findings: list[Finding], mode: str
-) -> dict[str, Any]:
-    response: dict[str, Any] = {
-        "finding_count": outcome.finding_count,
-        "rule_ids": sorted({_storable(f.rule_id) for f in findings}),
-        "categories": sorted({_storable(f.category) for f in findings}),
-        "action": outcome.action.value,
-    }
-    if outcome.reason:
-        response["reason"] = _storable(outcome.reason)
-
-    return {
-        "guardrail_name": _storable(outcome.name),
-        "guardrail_mode": mode,
-        "guardrail_status": outcome.status.value,
-        "guardrail_response": response,
-        "guardrail_version": outcome.version,
-    }
-
-
-def _finding_entry(finding: Finding) -> dict[str, Any]:
-    return {
-        "guardrail": _storable(finding.guardrail),
-        "rule_id": _storable(finding.rule_id),
-        "category": _storable(finding.category),
-        "path": _storable(finding.path),
-        "json_pointer": _storable(finding.json_pointer),
-        "start": finding.start,
-        "end": finding.end,
-    }
-
-
-def _metadata(record: CallRecord) -> dict[str, Any]:
-    metadata: dict[str, Any] = {
-        "guardrail_information": _guardrail_information(record),
-        "applied_guardrails": [_storable(n) for n in record.applied_guardrails],
-        "findings": [_finding_entry(f) for f in record.findings[:MAX_FINDINGS]],
-        "direction": record.direction.value if record.direction else "",
-        "chunk_count": record.chunk_count,
-        "stream_end": record.stream_end,
-    }
-    if len(record.findings) > MAX_FINDINGS:
-        metadata["findings_truncated"] = len(record.findings) - MAX_FINDINGS
-    if record.error_reason or record.grpc_code != "OK":
-        metadata["error"] = {
-            "reason": _storable(record.error_reason),
-            "message": _storable(record.error_message),
-        }
-
-    return metadata
-
-
-def to_row(record: CallRecord) -> SpendLogRow:
-    """A record as a ``spend_logs`` row, in ``backends.COLUMNS`` order."""
-    caller = record.caller
-    failed = record.grpc_code != "OK"
-
-    return (
-        record.request_id,
-        record.call_type,
-        record.api_key_hash,
-        _storable(caller.user),
-        _storable(caller.team_id),
-        _storable(caller.end_user),
-        _storable(caller.session_id),
-        _timestamp(record.start_time),
-        _timestamp(record.end_time or record.start_time),
-        record.duration_ns / 1e6,
-        "failure" if failed else "success",
-        _dumps([_storable(t) for t in caller.request_tags]),
-        _dumps(_metadata(record)),
-        _storable(record.client_request_id),
-        record.grpc_code,
-        "" if failed or record.decision is None else record.decision.value,
-        record.registry_generation,
-        record.worker,
-    )
+def _open_journal(base: Path, max_bytes: int) -> Journal:
+    # One directory per live process: each takes the first slot nobody holds,
+    # and replays whatever an earlier process left there.
+    for slot in range(JOURNAL_SLOTS):
+        journal = Journal(base / f"slot-{slot}", max_bytes)
+        try:
+            journal.open()
+        except JournalBusy:
+            continue
+        return journal
+    raise JournalBusy(f"all {JOURNAL_SLOTS} journal slots under {base} are in use")
 
 
 class SpendLogWriter:
@@ -144,9 +91,17 @@ class SpendLogWriter:
     ) -> None:
         url = settings.database_url.get_secret_value()
         self._backend = backend or open_backend(url, table)
+        self._settings = settings
         self._capacity = settings.spend_log_queue_size
+        self._spill_at = max(1, settings.spend_log_queue_size // 2)
         self._batch_size = settings.spend_log_batch_size
+        self._batch_bytes = settings.spend_log_batch_max_bytes
         self._interval = settings.spend_log_flush_interval_s
+        self._timeout = settings.spend_log_write_timeout_s
+        self._store_content = settings.spend_log_store_content
+        self._journal_base = journal_directory(settings)
+        self._journal: Journal | None = None
+        self._dead: DeadLetters | None = None
         self._metrics = metrics
         self._log = get_logger("service.store.spend_logs")
         # A deque, not asyncio.Queue: append is cheaper than put_nowait, and
@@ -156,11 +111,16 @@ class SpendLogWriter:
         self._finished = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._replay_wakeup = asyncio.Event()
+        self._db_lock = asyncio.Lock()
+        self._db_ok = True
+        self._replayed: dict[Path, int] = {}  # rows of a segment already replayed
+        self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
-        self._dropped_unreported = 0
-        self._last_drop_warning = 0.0
+        self._drops = _DropReport(metrics, self._log)
         metrics.track_queue_depth(self.queue_depth)
+
+    # -- the hot path ---------------------------------------------------------
 
     def queue_depth(self) -> float:
         return float(len(self._pending))
@@ -168,63 +128,97 @@ class SpendLogWriter:
     def submit(self, record: CallRecord) -> None:
         """Queue one record; when the queue is full, drop it and count that."""
         if len(self._pending) >= self._capacity:
-            self._drop()
+            self._drops.add(1, "queue full")
             return
         self._pending.append(record)
         self._accepted += 1
         if len(self._pending) >= self._batch_size:
             self._wakeup.set()
 
-    def _drop(self) -> None:
-        self._metrics.count_spend_rows("dropped")
-        self._dropped_unreported += 1
-        now = time.monotonic()
-        # One warning a second at most: an overloaded writer must not flood stdout.
-        if now - self._last_drop_warning >= DROP_WARNING_INTERVAL_S:
-            self._log.warning(
-                "spend-log queue full; rows dropped",
-                dropped=self._dropped_unreported,
-                queue_size=self._capacity,
-            )
-            self._dropped_unreported = 0
-            self._last_drop_warning = now
+    # -- life cycle -----------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the database and start the background writer."""
-        await self._backend.open()
-        self._task = asyncio.create_task(self._run(), name="spend-log-writer")
+        """Open the journal and the database, then start the background tasks.
+
+        An unreachable database does not stop start-up: rows are journalled
+        until it answers. A database that refuses us (bad credentials, a
+        failed migration) does.
+        """
+        max_bytes = self._settings.spend_log_journal_max_bytes
+        self._journal = journal = _open_journal(self._journal_base, max_bytes)
+        self._dead = DeadLetters(journal.directory / "dead-letter.jsonl", max_bytes)
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._backend.open()
+        except (StoreUnavailable, TimeoutError) as exc:
+            self._db_ok = False
+            self._log.warning("spend-log database unreachable; journalling", error=_name(exc))
+        except BaseException:
+            journal.close()
+            raise
+        self._tasks = [
+            asyncio.create_task(self._run(), name="spend-log-writer"),
+            asyncio.create_task(self._replay_loop(), name="spend-log-replay"),
+            asyncio.create_task(self._maintenance_loop(), name="spend-log-maintenance"),
+        ]
+        if self._journal.pending or not self._db_ok:
+            self._replay_wakeup.set()
 
     async def flush(self) -> None:
-        """Wait until every record submitted so far has been written (or failed)."""
+        """Wait until every record submitted so far is written, journalled or failed."""
         target = self._accepted
         if self._finished >= target:
             return
-        if self._task is None or self._task.done():
+        if not self._tasks or self._tasks[0].done():
             raise RuntimeError("SpendLogWriter is not running; call start() first")
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((target, waiter))
         self._wakeup.set()
         await waiter
 
+    async def wait_replayed(self, poll_s: float = 0.05) -> None:
+        """Wait until the queue is flushed and the journal replayed (for tests)."""
+        await self.flush()
+        while self._journal is not None and self._journal.pending:
+            self._replay_wakeup.set()
+            await asyncio.sleep(poll_s)
+
+    @property
+    def journal_bytes(self) -> int:
+        return self._journal.size_bytes if self._journal is not None else 0
+
     async def aclose(self) -> None:
-        """Flush, stop the background task and close the database."""
-        if self._task is not None and not self._task.done():
-            await self.flush()
+        """Write or journal every queued row, stop the tasks, close the database.
+
+        Rows still journalled are replayed by the next process that starts.
+        """
+        if self._tasks:
             self._closing = True
             self._wakeup.set()
-            await self._task
-        self._task = None
+            await self._tasks[0]
+            for task in self._tasks[1:]:
+                task.cancel()
+            await asyncio.gather(*self._tasks[1:], return_exceptions=True)
+            self._tasks = []
+        self._drops.report()
+        if self._journal is not None:
+            self._journal.close()
+        if self._dead is not None:
+            self._dead.close()
         await self._backend.close()
 
+    # -- the writer task ------------------------------------------------------
+
     async def _run(self) -> None:
-        while not self._closing:
-            if len(self._pending) < self._batch_size:
+        while True:
+            if len(self._pending) < self._batch_size and not self._closing:
                 await self._sleep()
+            if not self._pending and self._closing:
+                return
             try:
                 await self._drain()
             except Exception:  # a bug here must not stop recording
                 self._log.exception("spend-log writer failed; continuing")
-        await self._drain()  # what arrived between the last flush and close
 
     async def _sleep(self) -> None:
         try:
@@ -236,60 +230,238 @@ class SpendLogWriter:
 
     async def _drain(self) -> None:
         while self._pending:
-            count = min(len(self._pending), self._batch_size)
-            batch = [self._pending.popleft() for _ in range(count)]
+            count, rows = self._take_batch()
             try:
-                await self._write(batch)
+                await self._store(rows)
             finally:
-                self._finished += count
-                self._release_waiters()
+                self._done(count)
 
-    def _release_waiters(self) -> None:
-        still_waiting = []
-        for target, waiter in self._waiters:
-            if self._finished >= target:
-                if not waiter.done():
-                    waiter.set_result(None)
-            else:
-                still_waiting.append((target, waiter))
-        self._waiters = still_waiting
-
-    async def _write(self, batch: Sequence[CallRecord]) -> None:
-        rows = self._rows(batch)
-        if not rows:
-            return
-        try:
-            await self._backend.insert_many(rows)
-        except Exception as exc:
-            self._log.warning(
-                "spend-log batch rejected; retrying row by row",
-                rows=len(rows),
-                error=type(exc).__name__,
-            )
-            await self._write_one_by_one(rows)
-        else:
-            self._metrics.count_spend_rows("written", len(rows))
-
-    def _rows(self, batch: Sequence[CallRecord]) -> list[SpendLogRow]:
-        rows = []
-        for record in batch:
+    def _take_batch(self) -> tuple[int, list[SpendLogRow]]:
+        """Up to batch-size records, or fewer when their text reaches the byte cap."""
+        rows: list[SpendLogRow] = []
+        size = taken = 0
+        while self._pending and taken < self._batch_size and size < self._batch_bytes:
+            record = self._pending.popleft()
+            taken += 1
             try:
-                rows.append(to_row(record))
+                row = to_row(record, store_content=self._store_content)
             except Exception:
                 self._metrics.count_spend_rows("failed")
                 self._log.exception("spend-log row not built", request_id=record.request_id)
+                continue
+            rows.append(row)
+            size += row_bytes(row)
+        return taken, rows
 
-        return rows
+    def _done(self, count: int) -> None:
+        self._finished += count
+        still_waiting = []
+        for target, waiter in self._waiters:
+            if self._finished < target:
+                still_waiting.append((target, waiter))
+            elif not waiter.done():
+                waiter.set_result(None)
+        self._waiters = still_waiting
 
-    async def _write_one_by_one(self, rows: Sequence[SpendLogRow]) -> None:
-        for row in rows:
+    async def _store(self, rows: list[SpendLogRow]) -> None:
+        if not rows:
+            return
+        journal = self._journal
+        # While anything waits in the journal, new rows queue up behind it.
+        if not self._db_ok or (journal is not None and journal.pending):
+            self._spill(rows)
+            return
+        try:
+            await self._watching_queue(self._write(rows))
+        except StoreUnavailable as exc:
+            self._outage(exc)
+            self._spill(rows)
+
+    async def _watching_queue(self, work: Awaitable[T]) -> T:
+        """Await a write; meanwhile, spill the queue to the journal if it fills."""
+        task = asyncio.ensure_future(work)
+        started = time.monotonic()
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=WATCH_INTERVAL_S)
+            if done:
+                return task.result()
+            # Only a slow write spills: a backlog behind fast writes is load,
+            # and journalling it would cost more than writing it.
+            slow = time.monotonic() - started >= SLOW_WRITE_S
+            if slow and len(self._pending) >= self._spill_at:
+                self._spill_queue()
+
+    def _spill_queue(self) -> None:
+        count, rows = len(self._pending), []
+        while self._pending:
+            taken, batch = self._take_batch()
+            rows.extend(batch)
+        self._log.warning("spend-log writes are slow; queue spilled to journal", rows=count)
+        self._spill(rows)
+        self._done(count)
+
+    def _spill(self, rows: Sequence[SpendLogRow]) -> None:
+        journal = self._journal
+        taken = journal.append(rows) if journal is not None else 0
+        if taken < len(rows):
+            self._drops.add(len(rows) - taken, "journal full")
+        self._replay_wakeup.set()
+
+    def _outage(self, exc: BaseException) -> None:
+        if self._db_ok:
+            self._log.warning("spend-log database unavailable; journalling", error=_name(exc))
+        self._db_ok = False
+        self._replay_wakeup.set()
+
+    # -- writing one batch ----------------------------------------------------
+
+    async def _write(self, rows: list[SpendLogRow]) -> None:
+        """Insert with retries; bisect on a permanent error. Raises StoreUnavailable."""
+        try:
+            await self._retrying(lambda: self._insert(rows), attempts=self._attempts())
+        except StoreRejected:
+            await self._isolate(rows)
+        else:
+            self._metrics.count_spend_rows("written", len(rows))
+
+    def _attempts(self) -> int:
+        return 1 if self._closing else RETRY_ATTEMPTS  # closing: journal, don't wait
+
+    async def _insert(self, rows: Sequence[SpendLogRow]) -> None:
+        async with self._db_lock:
             try:
-                await self._backend.insert_many([row])
-            except Exception as exc:
-                self._metrics.count_spend_rows("failed")
-                # The driver's message may quote the value; log its type only.
-                self._log.warning(
-                    "spend-log row rejected", request_id=row[0], error=type(exc).__name__
-                )
+                async with asyncio.timeout(self._timeout):
+                    await self._backend.insert_many(rows)
+            except TimeoutError as exc:
+                raise StoreUnavailable("TimeoutError") from exc
+
+    async def _retrying(self, call: Callable[[], Awaitable[None]], attempts: int) -> None:
+        delay = RETRY_BASE_S
+        for attempt in range(1, attempts + 1):
+            try:
+                await call()
+                return
+            except StoreUnavailable:
+                if attempt == attempts:
+                    raise
+            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+            delay *= 2
+
+    async def _isolate(self, rows: list[SpendLogRow]) -> None:
+        """Bisect a refused batch: keep every good row, dead-letter the bad ones."""
+        middle = len(rows) // 2
+        for half in (rows[:middle], rows[middle:]):
+            if not half:
+                continue
+            try:
+                await self._retrying(lambda h=half: self._insert(h), attempts=self._attempts())
+            except StoreRejected as exc:
+                if len(half) == 1:
+                    self._dead_letter(half[0], exc.reason)
+                else:
+                    await self._isolate(half)
             else:
-                self._metrics.count_spend_rows("written")
+                self._metrics.count_spend_rows("written", len(half))
+
+    def _dead_letter(self, row: SpendLogRow, reason: str) -> None:
+        kept = self._dead is not None and self._dead.add(row, reason)
+        self._metrics.count_spend_rows("failed")
+        self._log.warning(
+            "spend-log row refused by the database",
+            request_id=row[0],
+            reason=reason,
+            dead_letter=str(self._dead.path) if kept and self._dead else "full",
+        )
+
+    # -- replay and maintenance -----------------------------------------------
+
+    async def _replay_loop(self) -> None:
+        backoff = RETRY_BASE_S
+        while True:
+            await self._replay_wakeup.wait()
+            self._replay_wakeup.clear()
+            while self._journal is not None and (self._journal.pending or not self._db_ok):
+                if await self._replay_step():
+                    backoff = RETRY_BASE_S
+                    continue
+                await asyncio.sleep(backoff * random.uniform(0.5, 1.5))
+                backoff = min(backoff * 2, PROBE_MAX_S)
+
+    async def _replay_step(self) -> bool:
+        """Probe or replay one segment; False when the database is still away."""
+        try:
+            if not self._db_ok:
+                async with self._db_lock, asyncio.timeout(self._timeout):
+                    await self._backend.open()  # reconnects and migrates
+                self._db_ok = True
+                self._log.info("spend-log database reachable again; replaying journal")
+            await self._replay_segment()
+        except (StoreUnavailable, TimeoutError) as exc:
+            self._outage(exc)
+            return False
+        return True
+
+    async def _replay_segment(self) -> None:
+        journal = self._journal
+        path = journal.oldest() if journal is not None else None
+        if journal is None or path is None:
+            return
+        rows, bad_bytes = journal.read(path)
+        if bad_bytes:
+            self._log.warning("spend-log journal segment has a torn or corrupt tail",
+                              segment=path.name, bad_bytes=bad_bytes, rows=len(rows))  # fmt: skip
+            self._metrics.count_spend_rows("dropped")  # at least one row is gone
+        # Resume where a failed attempt stopped: a re-insert would be harmless
+        # (idempotent) but would count the rows twice.
+        first = self._replayed.get(path, 0)
+        for start in range(first, len(rows), self._batch_size):
+            await self._write(rows[start : start + self._batch_size])
+            self._replayed[path] = start + self._batch_size
+        journal.remove(path)
+        self._replayed.pop(path, None)
+        self._log.info("spend-log journal segment replayed", segment=path.name, rows=len(rows))
+
+    async def _maintenance_loop(self) -> None:
+        while True:
+            if self._db_ok:
+                await self._maintain()
+            await asyncio.sleep(MAINTENANCE_INTERVAL_S)
+
+    async def _maintain(self) -> None:
+        now = datetime.now(UTC)
+        days = self._settings.spend_log_retention_days
+        try:
+            async with self._db_lock, asyncio.timeout(self._timeout * 4):
+                await self._backend.ensure_partitions(now)
+                removed = await self._backend.apply_retention(days, now)
+        except (StoreUnavailable, StoreRejected, TimeoutError) as exc:
+            self._log.warning("spend-log maintenance failed", error=_name(exc))
+            return
+        if removed:
+            self._log.info("spend-log retention applied", removed=removed, days=days)
+
+
+class _DropReport:
+    """Counts dropped rows at once; logs how many at most once a second."""
+
+    def __init__(self, metrics: Metrics, log: FilteringBoundLogger) -> None:
+        self._metrics = metrics
+        self._log = log
+        self._unreported: dict[str, int] = {}
+        self._last = 0.0
+
+    def add(self, count: int, why: str) -> None:
+        self._metrics.count_spend_rows("dropped", count)
+        self._unreported[why] = self._unreported.get(why, 0) + count
+        if time.monotonic() - self._last >= DROP_WARNING_INTERVAL_S:
+            self.report()
+
+    def report(self) -> None:
+        for why, count in self._unreported.items():
+            self._log.warning("spend-log rows dropped", dropped=count, reason=why)
+        self._unreported.clear()
+        self._last = time.monotonic()
+
+
+def _name(exc: BaseException) -> str:
+    return exc.reason if isinstance(exc, StoreUnavailable | StoreRejected) else type(exc).__name__

@@ -12,6 +12,11 @@ from typing import Any
 import asyncpg
 import pytest
 
+from service.settings import load_settings
+from service.store.spend_logs import SpendLogWriter
+from service.telemetry.metrics import Metrics
+from tests.store.proxy import TcpProxy
+
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
@@ -26,16 +31,32 @@ async def _connect_or_give_up() -> asyncpg.Connection:
 
 
 @pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+async def pg_schema() -> AsyncIterator[str]:
+    """A fresh PostgreSQL schema, dropped afterwards."""
     admin = await _connect_or_give_up()
     schema = f"test_{uuid.uuid4().hex[:12]}"
     await admin.execute(f"CREATE SCHEMA {schema}")
     try:
-        yield f"{PG_URL}?search_path={schema}"
+        yield schema
     finally:
         await admin.execute(f"DROP SCHEMA {schema} CASCADE")
         await admin.close()
+
+
+@pytest.fixture
+def pg_url(pg_schema: str) -> str:
+    """A PostgreSQL URL whose search_path is a fresh schema."""
+    return f"{PG_URL}?search_path={pg_schema}"
+
+
+@pytest.fixture
+async def pg_proxy(pg_schema: str) -> AsyncIterator[tuple[TcpProxy, str]]:
+    """A proxy in front of PostgreSQL that tests cut or stall, and its URL."""
+    proxy = await TcpProxy("127.0.0.1", 5432).start()
+    try:
+        yield proxy, proxy.url(query=f"?search_path={pg_schema}")
+    finally:
+        await proxy.close()
 
 
 @pytest.fixture
@@ -67,3 +88,27 @@ async def _read_rows(url: str, table: str = "spend_logs") -> list[dict[str, Any]
 def read_rows() -> Callable[..., Awaitable[list[dict[str, Any]]]]:
     """Every row of a table, as dicts, read with a separate connection."""
     return _read_rows
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    return Metrics()
+
+
+@pytest.fixture
+def start_writer(
+    tmp_path: Path, metrics: Metrics
+) -> Callable[..., Awaitable[SpendLogWriter]]:
+    """Start a writer on a URL, journalling under tmp_path; closed at the end."""
+
+    async def start(url: str, **overrides: object) -> SpendLogWriter:
+        values: dict[str, object] = {
+            "spend_log_flush_interval_s": 0.05,
+            "spend_log_journal_path": tmp_path / "journal",
+            **overrides,
+        }
+        writer = SpendLogWriter(load_settings(database_url=url, **values), metrics)
+        await writer.start()
+        return writer
+
+    return start
