@@ -2,23 +2,28 @@
 
 JSON lines on stdout (console rendering on a tty), filtered by level before
 any processor runs, each line carrying ``trace_id``/``span_id`` and Datadog's
-``dd.*`` correlation fields. No stdlib ``logging`` on the hot path.
+``dd.*`` correlation fields. No stdlib ``logging`` on the hot path; records
+that grpc, asyncio, OpenTelemetry and other libraries log through stdlib
+``logging`` are rendered by the same processors (structlog's
+ProcessorFormatter on the root logger), so every line has one format.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import sys
 import time
 import traceback
 from typing import Any, TextIO
 
+import orjson
 import structlog
 from opentelemetry import trace
 from structlog.typing import EventDict, FilteringBoundLogger, Processor
 
 from service import __version__
 from service.settings import Settings
+from service.telemetry.correlation import LOW_64_BITS, current_ids
 from service.types import CallRecord
 
 __all__ = [
@@ -30,8 +35,10 @@ __all__ = [
 ]
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
-LOW_64_BITS = 0xFFFF_FFFF_FFFF_FFFF
 MAX_RULE_IDS = 64
+#: Libraries whose stdlib log records we keep only from WARNING up.
+QUIET_LIBRARIES = ("grpc", "asyncio", "opentelemetry", "aiosqlite", "asyncpg", "urllib3")
+_HANDLER_NAME = "guardrail-structlog"
 
 
 class _Timestamp:
@@ -64,6 +71,12 @@ class _TraceCorrelation:
         self._static = {"dd.service": service, "dd.env": env, "dd.version": version}
 
     def __call__(self, _: Any, __: str, event_dict: EventDict) -> EventDict:
+        ids = current_ids.get()
+        if ids is not None:  # the RPC in flight (set by the recording interceptor)
+            event_dict["trace_id"], event_dict["span_id"] = ids.trace_id, ids.span_id
+            event_dict["dd.trace_id"], event_dict["dd.span_id"] = ids.dd_trace_id, ids.dd_span_id
+            event_dict.update(self._static)
+            return event_dict
         context = trace.get_current_span().get_span_context()
         if context.is_valid:
             trace_id, span_id = context.trace_id, context.span_id
@@ -107,13 +120,46 @@ def _format_exc_info(_: Any, __: str, event_dict: EventDict) -> EventDict:
 
 
 def _json_renderer() -> Processor:
-    # One encoder built up front: json.dumps with options builds one per call.
-    encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+    # orjson: ~5x faster than the json module on an access line.
+    dumps = orjson.dumps
 
     def render(_: Any, __: str, event_dict: EventDict) -> str:
-        return encode(event_dict)
+        return dumps(event_dict, default=str).decode()
 
     return render
+
+
+def _logger_name(_: Any, __: str, event_dict: EventDict) -> EventDict:
+    record = event_dict.get("_record")
+    if record is not None:
+        event_dict["logger.name"] = record.name
+    return event_dict
+
+
+def _route_stdlib(
+    stream: TextIO, level: int, chain: list[Processor], renderer: Processor
+) -> None:
+    """Render stdlib ``logging`` records with our processors, on our stream."""
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_log_level, _logger_name, *chain],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    )
+    handler = logging.StreamHandler(stream)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    _unroute_stdlib()
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+
+
+def _unroute_stdlib() -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if handler.get_name() == _HANDLER_NAME:
+            root.removeHandler(handler)
 
 
 class _AccessPipeline:
@@ -186,12 +232,14 @@ def configure_logging(
         [timestamp, correlation, renderer],
         structlog.WriteLogger(stream),
     )
+    _route_stdlib(stream, level, [timestamp, correlation, _format_exc_info], renderer)
 
 
 def reset_logging() -> None:
     """Back to structlog's defaults (tests)."""
     global _access
     structlog.reset_defaults()
+    _unroute_stdlib()
     _access = None
 
 
@@ -229,6 +277,7 @@ def access_fields(record: CallRecord) -> dict[str, Any]:
     if record.stream_end:
         fields["stream_end"] = record.stream_end
         fields["chunk_count"] = record.chunk_count
+        fields["stream_bytes"] = record.stream_bytes
     if record.error_reason:
         fields["error_reason"] = record.error_reason
         fields["error_message"] = record.error_message

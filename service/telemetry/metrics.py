@@ -9,6 +9,8 @@ a few dict lookups and ``inc()`` calls, never a ``labels()`` call.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -21,6 +23,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import start_http_server
 
 from service.settings import Settings
+from service.telemetry.fast import FastCounter, FastHistogram
+from service.telemetry.multiprocess import (
+    configure_worker_metrics,
+    is_multiprocess,
+    mark_worker_dead,
+    prepare_metrics_dir,
+    remove_metrics_dir,
+    serve_merged_metrics,
+)
 from service.types import CallRecord, Decision, GuardrailStatus
 
 if TYPE_CHECKING:  # the registry imports the engine; metrics need only its shape
@@ -35,7 +46,12 @@ __all__ = [
     "MethodInfo",
     "MethodMetrics",
     "Metrics",
+    "configure_worker_metrics",
     "grpc_type_of",
+    "mark_worker_dead",
+    "prepare_metrics_dir",
+    "remove_metrics_dir",
+    "serve_merged_metrics",
     "service_methods",
     "start_metrics_server",
 ]
@@ -46,10 +62,14 @@ OVERFLOW_LABEL = "other"
 UNKNOWN_LABEL = "unknown"
 MAX_GUARDRAIL_LABELS = 64
 MAX_CATEGORY_LABELS = 64
-SPEND_ROW_RESULTS = ("written", "dropped", "failed")
+SPEND_ROW_RESULTS = ("written", "journalled", "dropped", "failed")
+DEPTH_COPY_INTERVAL_S = 1.0
 HANDLING_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
     0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+)  # fmt: skip
+QUEUE_WAIT_BUCKETS = (
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
 )  # fmt: skip
 SCAN_BUCKETS = (
     0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
@@ -94,9 +114,10 @@ def service_methods(service: ServiceDescriptor | None = None) -> tuple[MethodInf
 class LabelAllowlist:
     """Label values an operator registered, capped; everything else is one value.
 
-    The cap is a constant, not a setting: it bounds the series count whatever
-    the registry holds, and names past it (or never registered) are
-    ``other``.
+    The cap (``GUARDRAIL_METRICS_MAX_GUARDRAILS`` for guardrail names) bounds
+    the series count whatever the registry holds; names past it, and names
+    never registered, are ``other``. Admission is first come: a name once
+    admitted keeps its series for the life of the process.
     """
 
     def __init__(self, limit: int) -> None:
@@ -128,48 +149,67 @@ class MethodMetrics:
 
     def __init__(self, metrics: Metrics, method: MethodInfo) -> None:
         labels = (method.grpc_type, method.service, method.name)
-        self.started = metrics.started.labels(*labels)
-        self.received = metrics.msg_received.labels(*labels)
-        self.sent = metrics.msg_sent.labels(*labels)
-        self.handling = metrics.handling.labels(*labels)
+        self.started = FastCounter(metrics.started.labels(*labels))
+        self.received = FastCounter(metrics.msg_received.labels(*labels))
+        self.sent = FastCounter(metrics.msg_sent.labels(*labels))
+        self.handling = FastHistogram(metrics.handling.labels(*labels))
         # Every code up front, as go-grpc-prometheus does, so rate() sees zeros.
         self._handled = {
-            code: metrics.handled.labels(*labels, code) for code in GRPC_CODES
+            code: FastCounter(metrics.handled.labels(*labels, code)) for code in GRPC_CODES
         }
 
-    def finish(self, code: str, seconds: float) -> None:
-        """Count one handled call with its final status code and latency."""
-        child = self._handled.get(code) or self._handled["UNKNOWN"]
-        child.inc()
-        self.handling.observe(seconds)
+    def finish(self, code: str, seconds: float, trace_id: str = "") -> None:
+        """Count one handled call with its final status code and latency.
+
+        ``trace_id`` (sampled calls, single-process mode) becomes an exemplar.
+        """
+        (self._handled.get(code) or self._handled["UNKNOWN"]).inc()
+        if trace_id:
+            self.handling.observe_traced(seconds, trace_id)
+        else:
+            self.handling.observe(seconds)
 
 
 class Metrics:
-    """The service's metrics on a dedicated registry (not the global one)."""
+    """The service's metrics on a dedicated registry (not the global one).
+
+    In a worker configured by ``configure_worker_metrics`` every value lives
+    in the worker's slot file and the supervisor serves the merged view;
+    otherwise values live in memory and ``serve`` exposes them.
+    """
 
     def __init__(
         self,
         methods: Sequence[MethodInfo] | None = None,
         registry: CollectorRegistry | None = None,
+        *,
+        max_guardrails: int = MAX_GUARDRAIL_LABELS,
     ) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
+        self.multiprocess = is_multiprocess()
+        # Exemplars are dropped by multiprocess files; skip building them.
+        self.exemplars = not self.multiprocess
         self._declare_grpc()
         self._declare_domain()
         self._methods = {
             m.path: MethodMetrics(self, m) for m in methods or service_methods()
         }
         self._unknown: dict[str, MethodMetrics] = {}
-        self.guardrails = LabelAllowlist(MAX_GUARDRAIL_LABELS)
+        self.guardrails = LabelAllowlist(max_guardrails)
         self.categories = LabelAllowlist(MAX_CATEGORY_LABELS)
         self._bind_domain()
         self.port = 0  # of the /metrics server, once serving
         self._server: WSGIServer | None = None
+        self._depth_thread: threading.Thread | None = None
 
     @classmethod
     def start(cls, settings: Settings) -> Metrics:
-        """Declare the metrics and, if enabled, serve them on ``metrics_port``."""
-        metrics = cls()
-        if settings.metrics_enabled:
+        """Declare the metrics and, if enabled, serve them on ``metrics_port``.
+
+        A worker never serves: its supervisor serves the merged files.
+        """
+        metrics = cls(max_guardrails=settings.metrics_max_guardrails)
+        if settings.metrics_enabled and not metrics.multiprocess:
             metrics.serve(settings.metrics_port)
 
         return metrics
@@ -184,6 +224,7 @@ class Metrics:
 
     def stop(self) -> None:
         """Stop the ``/metrics`` server, if serving."""
+        self._depth_source = None
         if self._server is None:
             return
         self._server.shutdown()
@@ -231,33 +272,56 @@ class Metrics:
             "guardrail_scan_seconds", "Time spent scanning one call.",
             buckets=SCAN_BUCKETS, registry=reg,
         )  # fmt: skip
+        self.queue_wait_seconds = Histogram(
+            "guardrail_queue_wait_seconds",
+            "Time a SpendLogs row waited in the queue before it was written.",
+            buckets=QUEUE_WAIT_BUCKETS, registry=reg,
+        )  # fmt: skip
         self.queue_depth = Gauge(
             "guardrail_spend_log_queue_depth", "SpendLogs rows waiting to be written.",
-            registry=reg,
+            registry=reg, multiprocess_mode="livesum",
         )  # fmt: skip
         self.spend_rows = Counter(
             "guardrail_spend_log_rows", "SpendLogs rows, by what became of them.",
             ("result",), registry=reg,
         )  # fmt: skip
+        # livemin: the generation that every live worker enforces.
         self.registry_generation = Gauge(
             "guardrail_registry_generation", "Guardrail registry generation in force.",
+            registry=reg, multiprocess_mode="livemin",
+        )  # fmt: skip
+        self.reload_failures = Counter(
+            "guardrail_registry_reload_failures",
+            "Registry reloads that failed (the previous generation kept serving).",
             registry=reg,
+        )  # fmt: skip
+        self.label_values = Gauge(
+            "guardrail_metrics_label_values",
+            "Distinct values admitted for a capped label (overflow excluded).",
+            ("label",), registry=reg, multiprocess_mode="livemax",
         )  # fmt: skip
 
     def _bind_domain(self) -> None:
-        self._checks = {d: self.checks.labels(d.value) for d in Decision}
-        self._evals: dict[tuple[str, GuardrailStatus], Counter] = {}
-        self._findings: dict[str, Counter] = {}
+        self._checks = {d: FastCounter(self.checks.labels(d.value)) for d in Decision}
+        self._evals: dict[tuple[str, GuardrailStatus], FastCounter] = {}
+        self._findings: dict[str, FastCounter] = {}
         self._bind_guardrail(OVERFLOW_LABEL)
         self._bind_category(OVERFLOW_LABEL)
-        self._rows = {r: self.spend_rows.labels(r) for r in SPEND_ROW_RESULTS}
+        self._rows = {r: FastCounter(self.spend_rows.labels(r)) for r in SPEND_ROW_RESULTS}
+        self._scan = FastHistogram(self.scan_seconds)
+        self._queue_wait = FastHistogram(self.queue_wait_seconds)
+        self._reload_failures = FastCounter(self.reload_failures)
+        self._depth_source: Callable[[], float] | None = None
 
     def _bind_guardrail(self, name: str) -> None:
         for status in GuardrailStatus:
-            self._evals[(name, status)] = self.evaluations.labels(name, status.value)
+            child = self.evaluations.labels(name, status.value)
+            self._evals[(name, status)] = FastCounter(child)
+        self.label_values.labels("guardrail_name").set(len(self.guardrails))
 
     def _bind_category(self, category: str) -> None:
-        self._findings[category] = self.findings.labels(category)
+        self._findings[category] = FastCounter(self.findings.labels(category))
+        self.label_values.labels("category").set(len(self.categories))
 
     # -- configuration (off the hot path)
 
@@ -272,11 +336,34 @@ class Metrics:
             self._bind_category(category)
 
     def track_queue_depth(self, depth: Callable[[], float]) -> None:
-        """Read the spend-log queue depth at scrape time, not per call."""
-        self.queue_depth.set_function(depth)
+        """Read the spend-log queue depth at scrape time, not per call.
+
+        Multiprocess files cannot call back into a worker, so a worker copies
+        the depth into its file once a second instead.
+        """
+        if not self.multiprocess:
+            self.queue_depth.set_function(depth)
+            return
+        self._depth_source = depth
+        if self._depth_thread is None:
+            self._depth_thread = threading.Thread(
+                target=self._copy_depth, name="queue-depth", daemon=True
+            )
+            self._depth_thread.start()
+
+    def _copy_depth(self) -> None:
+        while True:
+            source = self._depth_source
+            if source is not None:
+                self.queue_depth.set(source())
+            time.sleep(DEPTH_COPY_INTERVAL_S)
 
     def set_registry_generation(self, generation: int) -> None:
         self.registry_generation.set(generation)
+
+    def count_reload_failure(self) -> None:
+        """A registry reload failed; the old generation keeps serving."""
+        self._reload_failures.inc()
 
     def follow_registry(self, snapshot: Snapshot) -> None:
         """Admit a new registry generation's names and categories as labels."""
@@ -304,7 +391,7 @@ class Metrics:
         if record.decision is not None:
             self._checks[record.decision].inc()
         if record.scan_ns:
-            self.scan_seconds.observe(record.scan_ns / 1e9)
+            self._scan.observe(record.scan_ns / 1e9)
         evals = self._evals
         for outcome in record.outcomes:
             child = evals.get((outcome.name, outcome.status))
@@ -314,8 +401,13 @@ class Metrics:
             (findings.get(finding.category) or findings[OVERFLOW_LABEL]).inc()
 
     def count_spend_rows(self, result: str, count: int = 1) -> None:
-        """Count rows ``written``, ``dropped`` or ``failed``."""
+        """Count rows ``written``, ``journalled`` (spilled to disk), ``dropped``
+        or ``failed``."""
         self._rows[result].inc(count)
+
+    def observe_queue_wait(self, seconds: float) -> None:
+        """How long a SpendLogs row waited between submit and write."""
+        self._queue_wait.observe(seconds)
 
 
 def start_metrics_server(settings: Settings, metrics: Metrics) -> int:

@@ -10,22 +10,39 @@ and no span is made unless an operator asks for it.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import time
 from importlib.metadata import entry_points
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.environment_variables import OTEL_TRACES_EXPORTER
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
+from opentelemetry.util.types import AttributeValue
 
 from service import __version__
 from service.errors import SettingsError
 from service.settings import Settings
-from service.types import CallRecord
+from service.telemetry.correlation import TraceIds
+from service.types import (
+    Action,
+    CallRecord,
+    Decision,
+    Direction,
+    Finding,
+    GuardrailOutcome,
+    GuardrailStatus,
+)
 
 __all__ = [
     "DEFAULT_SERVICE_NAME",
@@ -35,12 +52,12 @@ __all__ = [
     "Tracing",
     "build_resource",
     "configure_tracing",
+    "remote_parent",
     "shutdown",
 ]
 
 DEFAULT_SERVICE_NAME = "guardrail-service"
 TRACER_NAME = "service.api"
-EXPORTER_ALIASES = {"otlp": "otlp_proto_grpc"}
 MAX_LISTED = 64  # rule ids / categories per span attribute
 # Client-fault codes leave the span status unset (the otel grpc convention).
 SERVER_FAULT_CODES = frozenset(
@@ -55,10 +72,28 @@ GRPC_CODE_NUMBERS = {
     "UNAVAILABLE": 14, "DATA_LOSS": 15, "UNAUTHENTICATED": 16,
 }  # fmt: skip
 
+MAX_FINDING_EVENTS = 64  # gen_ai.security.finding events per call
+# The conventions' decision and target values for ours.
+DECISION_TYPES = {
+    Decision.ALLOW: "allow", Decision.MASK: "modify",
+    Decision.BLOCK: "deny", Decision.FLAG: "warn",
+}  # fmt: skip
+TARGET_TYPES = {
+    Direction.INPUT: "llm_input", Direction.OUTPUT: "llm_output",
+    Direction.TOOL_DESCRIPTION: "tool_definition", Direction.TOOL_RESULT: "tool_result",
+}  # fmt: skip
+_ACTION_DECISIONS = {Action.BLOCK: "deny", Action.MASK: "modify", Action.FLAG: "warn"}
+STATUS_DECISIONS = {
+    (status, action): (
+        _ACTION_DECISIONS[action] if status is GuardrailStatus.INTERVENED else "allow"
+    )
+    for status in GuardrailStatus
+    for action in Action
+}
+EXPORTER_PROTOCOLS = {"grpc": "otlp_proto_grpc", "http/protobuf": "otlp_proto_http"}
+_PROTOCOL_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+
 _current: Tracing | None = None
-# W3C trace context only: the global composite (tracecontext + baggage)
-# costs twice as much per call and we use no baggage.
-_W3C = TraceContextTextMapPropagator()
 
 
 def build_resource() -> Resource:
@@ -77,7 +112,8 @@ def _exporters_from_env() -> list[SpanExporter]:
         return []
     exporters = []
     for raw in names.split(","):
-        name = EXPORTER_ALIASES.get(raw.strip(), raw.strip())
+        name = raw.strip()
+        name = _otlp_by_protocol() if name == "otlp" else name
         found = entry_points(group="opentelemetry_traces_exporter", name=name)
         if not found:
             raise SettingsError(
@@ -86,6 +122,20 @@ def _exporters_from_env() -> list[SpanExporter]:
         exporters.append(next(iter(found)).load()())
 
     return exporters
+
+
+def _otlp_by_protocol() -> str:
+    # "otlp" means the transport OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL names
+    # (default grpc), the way the SDK's auto-configuration reads it.
+    for variable in _PROTOCOL_VARIABLES:
+        protocol = os.environ.get(variable, "").strip()
+        if not protocol:
+            continue
+        if protocol not in EXPORTER_PROTOCOLS:
+            raise SettingsError(f"{variable}={protocol!r}: not one of grpc, http/protobuf")
+        return EXPORTER_PROTOCOLS[protocol]
+
+    return EXPORTER_PROTOCOLS["grpc"]
 
 
 class Tracing:
@@ -154,17 +204,33 @@ def shutdown() -> None:
 
 
 class ServerSpan:
-    """A started server span and the context token that made it current."""
+    """A started server span and the ids its log lines carry."""
 
-    __slots__ = ("span", "token")
+    __slots__ = ("ids", "span", "start_ns")
 
-    def __init__(self, span: Span, token: object) -> None:
+    def __init__(self, span: Span, ids: TraceIds | None, start_ns: int) -> None:
         self.span = span
-        self.token = token
+        self.ids = ids
+        self.start_ns = start_ns
+
+
+def remote_parent(parsed: tuple[int, int, int] | None) -> Context | None:
+    """The OTel context of a parsed traceparent (None: a new trace)."""
+    if parsed is None:
+        return None
+    trace_id, span_id, flags = parsed
+    parent = SpanContext(trace_id, span_id, True, TraceFlags(flags & 0x01))
+
+    return trace.set_span_in_context(NonRecordingSpan(parent))
 
 
 class ServerTracer:
-    """Starts and finishes the one server span of each RPC."""
+    """Starts and finishes the one server span of each RPC.
+
+    The span is not attached as OTel's current context (nothing in the
+    service starts spans of its own inside a handler, and attaching costs a
+    few µs per call); log lines take its ids from ``correlation.current_ids``.
+    """
 
     def __init__(self, tracer: trace.Tracer) -> None:
         self._tracer = tracer
@@ -173,67 +239,138 @@ class ServerTracer:
         self,
         full_method: str,
         service: str,
-        method: str,
-        carrier: Mapping[str, str] | None,
+        parent: tuple[int, int, int] | None,
     ) -> ServerSpan:
-        """Start the span as a child of the caller's trace and make it current.
-
-        ``carrier`` holds the propagation headers from the call metadata
-        (``traceparent``, ``tracestate``), or None when absent.
-        """
-        parent = _W3C.extract(carrier) if carrier else None
+        """Start the server span as a child of the caller's (parsed) traceparent."""
+        start_ns = time.time_ns()
         span = self._tracer.start_span(
             full_method,
-            context=parent,
+            context=remote_parent(parent),
             kind=SpanKind.SERVER,
             attributes={
-                "rpc.system": "grpc",
-                "rpc.service": service,
-                "rpc.method": method,
+                "rpc.system": "grpc",  # older conventions
+                "rpc.system.name": "grpc",  # current conventions
+                "rpc.service": service,  # older conventions
+                "rpc.method": full_method,  # current: "pkg.Service/Method"
             },
+            start_time=start_ns,
         )
-        token = otel_context.attach(trace.set_span_in_context(span, parent))
+        context = span.get_span_context()
+        ids = TraceIds.of(context.trace_id, context.span_id) if context.is_valid else None
 
-        return ServerSpan(span, token)
+        return ServerSpan(span, ids, start_ns)
 
     def finish(self, started: ServerSpan, record: CallRecord) -> None:
-        """Describe the outcome (never content), end the span, restore context."""
+        """Describe the outcome (never content) and end the span."""
         span = started.span
-        try:
-            if span.is_recording():
-                span.set_attributes(_outcome_attributes(record))
-                if record.grpc_code in SERVER_FAULT_CODES:
-                    span.set_status(Status(StatusCode.ERROR, record.error_reason))
+        if not span.is_recording():
             span.end()
-        finally:
-            otel_context.detach(started.token)  # type: ignore[arg-type]
+            return
+        span.set_attributes(_outcome_attributes(record))
+        if not record.outcomes and record.grpc_code != "OK":
+            # An error before any guardrail ran: say so on the span itself.
+            span.add_event("gen_ai.guardrail.not_evaluated", {"error.type": record.grpc_code})
+        if record.grpc_code in SERVER_FAULT_CODES:
+            span.set_status(Status(StatusCode.ERROR, record.error_reason or None))
+        self._guardrail_spans(span, started.start_ns, record)
+        span.end()
+
+    def _guardrail_spans(self, parent: Span, start_ns: int, record: CallRecord) -> None:
+        # Sampled calls only (the caller checked is_recording). The engine
+        # scans all guardrails in one pass, so each child spans the scan.
+        if not record.outcomes:
+            return
+        context = trace.set_span_in_context(parent)
+        end_ns = start_ns + max(record.scan_ns, 1)
+        target = TARGET_TYPES.get(record.direction) if record.direction else None
+        by_guardrail: dict[str, list[Finding]] = {}
+        for finding in record.findings[:MAX_FINDING_EVENTS]:
+            by_guardrail.setdefault(finding.guardrail, []).append(finding)
+        for outcome in record.outcomes:
+            child = self._tracer.start_span(
+                f"apply_guardrail {outcome.name}",
+                context=context,
+                kind=SpanKind.INTERNAL,
+                attributes=_guardrail_attributes(outcome, target),
+                start_time=start_ns,
+            )
+            for finding in by_guardrail.get(outcome.name, ()):
+                child.add_event("gen_ai.security.finding", _finding_event(finding))
+            child.end(end_time=end_ns)
 
 
-def _outcome_attributes(record: CallRecord) -> dict[str, str | int | list[str]]:
+def _outcome_attributes(record: CallRecord) -> dict[str, AttributeValue]:
     code = record.grpc_code
-    attributes: dict[str, str | int | list[str]] = {
-        "rpc.grpc.status_code": GRPC_CODE_NUMBERS.get(code, 2),
-        "rpc.response.status_code": code,
+    attributes: dict[str, AttributeValue] = {
+        "rpc.grpc.status_code": GRPC_CODE_NUMBERS.get(code, 2),  # older
+        "rpc.response.status_code": code,  # current
         "guardrail.request_id": record.request_id,
     }
+    if code in SERVER_FAULT_CODES:
+        attributes["error.type"] = code
     if record.error_reason:
-        attributes["error.type"] = record.error_reason
+        attributes["guardrail.error_reason"] = record.error_reason
     if record.decision is not None:
         attributes["gen_ai.guardrail.decision"] = record.decision.value
+        attributes["gen_ai.security.decision.type"] = DECISION_TYPES[record.decision]
     if record.direction is not None:
         attributes["gen_ai.guardrail.direction"] = record.direction.value
+        attributes["gen_ai.security.target.type"] = TARGET_TYPES[record.direction]
     if record.outcomes:
-        attributes["gen_ai.guardrail.names"] = [o.name for o in record.outcomes]
-        attributes["gen_ai.guardrail.statuses"] = [
-            o.status.value for o in record.outcomes
-        ]
+        outcomes = record.outcomes[:MAX_LISTED]
+        attributes["gen_ai.guardrail.names"] = [o.name for o in outcomes]
+        attributes["gen_ai.guardrail.statuses"] = [o.status.value for o in outcomes]
+        attributes["gen_ai.guardrail.count"] = len(record.outcomes)
+        intervened = sum(o.status is GuardrailStatus.INTERVENED for o in record.outcomes)
+        attributes["gen_ai.guardrail.intervened_count"] = intervened
+        failed_open = sum(o.status is GuardrailStatus.FAILED_OPEN for o in record.outcomes)
+        attributes["gen_ai.guardrail.failed_open_count"] = failed_open
+    attributes["gen_ai.guardrail.finding_count"] = len(record.findings)
     if record.findings:
-        attributes["gen_ai.guardrail.finding_count"] = len(record.findings)
         rule_ids = sorted({f.rule_id for f in record.findings})
         attributes["gen_ai.guardrail.rule_ids"] = rule_ids[:MAX_LISTED]
         categories = sorted({f.category for f in record.findings})
         attributes["gen_ai.guardrail.categories"] = categories[:MAX_LISTED]
     if record.registry_generation:
         attributes["gen_ai.guardrail.registry_generation"] = record.registry_generation
+    if record.stream_end:
+        attributes["gen_ai.guardrail.stream_end"] = record.stream_end
+        attributes["gen_ai.guardrail.chunk_count"] = record.chunk_count
 
     return attributes
+
+
+def _guardrail_attributes(
+    outcome: GuardrailOutcome, target: str | None
+) -> dict[str, AttributeValue]:
+    # The conventions' guardian is the evaluating service; our guardrails
+    # are its policies (gen_ai.security.policy.*).
+    attributes: dict[str, AttributeValue] = {
+        "gen_ai.operation.name": "apply_guardrail",
+        "gen_ai.guardian.name": DEFAULT_SERVICE_NAME,
+        "gen_ai.security.policy.name": outcome.name,
+        "gen_ai.security.policy.version": str(outcome.version),
+        "gen_ai.security.decision.type": STATUS_DECISIONS[(outcome.status, outcome.action)],
+        "gen_ai.guardrail.name": outcome.name,
+        "gen_ai.guardrail.status": outcome.status.value,
+        "gen_ai.guardrail.finding_count": outcome.finding_count,
+    }
+    if target:
+        attributes["gen_ai.security.target.type"] = target
+    if outcome.status is GuardrailStatus.INTERVENED and outcome.action is Action.MASK:
+        attributes["gen_ai.security.content.redacted"] = True
+    if outcome.status is GuardrailStatus.FAILED_OPEN:
+        attributes["error.type"] = "failed_open"
+
+    return attributes
+
+
+def _finding_event(finding: Finding) -> dict[str, AttributeValue]:
+    return {
+        "gen_ai.security.risk.category": finding.category,
+        "gen_ai.security.risk.severity": finding.severity.value,
+        "gen_ai.security.policy.id": finding.rule_id,
+        "gen_ai.security.risk.metadata": [
+            f"path:{finding.path}", f"start:{finding.start}", f"end:{finding.end}",
+        ],  # fmt: skip
+    }

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import json
+import logging
 
 from opentelemetry import trace
 
+from service.telemetry.correlation import current_ids
 from service.telemetry.logging import AccessLog, get_logger
 from service.types import (
     Action,
@@ -41,8 +43,10 @@ def access_record() -> CallRecord:
 
 def test_line_is_json_with_the_current_span_ids(logs, tracing):
     """A line logged inside a span is valid JSON carrying its trace and Datadog ids."""
-    started = tracing.tracer.start("svc/M", "svc", "M", None)
+    started = tracing.tracer.start("svc/M", "svc", None)
+    token = current_ids.set(started.ids)
     get_logger("test").info("hello", n=1)
+    current_ids.reset(token)
     context = started.span.get_span_context()
     tracing.tracer.finish(started, access_record())
 
@@ -99,3 +103,14 @@ def test_exception_lines_keep_frames_but_not_messages(logs):
     assert "builtins.ValueError" in line["exception"]
     assert "test_exception_lines_keep_frames_but_not_messages" in line["exception"]
     assert SECRET not in json.dumps(line)
+
+
+def test_stdlib_warnings_share_the_json_format(logs):
+    """A library's stdlib warning becomes one JSON line with level and logger name."""
+    logging.getLogger("grpc._cython").warning("channel %s closed", "x")
+    logging.getLogger("grpc._cython").info("too chatty")
+
+    (line,) = logs.lines()
+    assert (line["event"], line["level"]) == ("channel x closed", "warning")
+    assert line["logger.name"] == "grpc._cython"
+    assert line["dd.service"] == "guardrail-service"

@@ -32,9 +32,12 @@ ALLOWED_LABELS = {
     "guardrail_evaluations": {"guardrail_name", "status"},
     "guardrail_findings": {"category"},
     "guardrail_scan_seconds": set(),
+    "guardrail_queue_wait_seconds": set(),
     "guardrail_spend_log_queue_depth": set(),
     "guardrail_spend_log_rows": {"result"},
     "guardrail_registry_generation": set(),
+    "guardrail_registry_reload_failures": set(),
+    "guardrail_metrics_label_values": {"label"},
 }
 
 

@@ -13,7 +13,6 @@ import collections
 import hashlib
 import inspect
 import os
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
@@ -25,6 +24,7 @@ from google.rpc import error_details_pb2, status_pb2
 from service.api.call_context import current_call
 from service.api.status import INTERNAL_MESSAGE, internal_status, to_grpc_status
 from service.errors import GuardrailError
+from service.telemetry.correlation import TraceIds, current_ids, parse_traceparent
 from service.telemetry.logging import AccessLog, get_logger
 from service.telemetry.metrics import MethodMetrics, Metrics, grpc_type_of
 from service.telemetry.tracing import ServerSpan, ServerTracer, Tracing
@@ -34,10 +34,9 @@ __all__ = ["EXCLUDED_PREFIXES", "REQUEST_ID_KEY", "RecordingInterceptor"]
 
 EXCLUDED_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 REQUEST_ID_KEY = "x-request-id"
-TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
+TRACEPARENT = "traceparent"
 MAX_CLIENT_REQUEST_ID = 128
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
-_CAMEL_BOUNDARY = re.compile(r"(?<!^)(?=[A-Z])")
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
 
@@ -57,13 +56,32 @@ class _Plan:
     def __init__(self, path: str, grpc_type: str, metrics: Metrics) -> None:
         self.full_name = path.lstrip("/")  # span name: "pkg.Service/Method"
         self.service, _, self.name = self.full_name.rpartition("/")
-        self.call_type = _CAMEL_BOUNDARY.sub("_", self.name).lower()
+        self.call_type = _snake_case(self.name)
         self.metrics: MethodMetrics = metrics.for_method(path, grpc_type)
 
 
+def _snake_case(name: str) -> str:
+    # "CheckStream" -> "check_stream"; once per method, so no regex needed.
+    return "".join(
+        f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(name)
+    )
+
+
+_key_hashes: dict[str, str] = {}
+MAX_CACHED_KEYS = 4096  # gateways present few keys; a flood of new ones just misses
+
+
 def _hash_api_key(authorization: str) -> str:
+    # sha256 per call costs ~1 µs; the same few keys come back all the time.
+    cached = _key_hashes.get(authorization)
+    if cached is not None:
+        return cached
     token = authorization[7:] if authorization[:7].lower() == "bearer " else authorization
-    return hashlib.sha256(token.strip().encode()).hexdigest()
+    digest = hashlib.sha256(token.strip().encode()).hexdigest()
+    if len(_key_hashes) < MAX_CACHED_KEYS:
+        _key_hashes[authorization] = digest
+
+    return digest
 
 
 def _error_reason(trailing_metadata: Any) -> str:
@@ -84,6 +102,12 @@ async def _counted(requests: AsyncIterator[Any], plan: _Plan) -> AsyncIterator[A
     async for request in requests:
         received.inc()
         yield request
+
+
+def _log_ids(parent: tuple[int, int, int] | None) -> TraceIds | None:
+    # No server span (nothing exported): lines name the caller's trace and
+    # its span, which is the one the caller's tracer exports.
+    return TraceIds.of(parent[0], parent[1]) if parent is not None else None
 
 
 class _Recording:
@@ -109,29 +133,30 @@ class _Recording:
             start_ns=time.perf_counter_ns(),
             worker=owner.worker,
         )
-        carrier = self._read_metadata(record)
+        parent = self._read_metadata(record)
         context.set_trailing_metadata(((REQUEST_ID_KEY, record.request_id),))
         current_call.set(record)
         plan.metrics.started.inc()
         if owner.tracer is not None:
-            self._span = owner.tracer.start(
-                plan.full_name, plan.service, plan.name, carrier
-            )
+            span = self._span = owner.tracer.start(plan.full_name, plan.service, parent)
+            current_ids.set(span.ids)
+        elif parent is not None:
+            current_ids.set(_log_ids(parent))
 
         return record
 
-    def _read_metadata(self, record: CallRecord) -> dict[str, str] | None:
-        carrier: dict[str, str] | None = None
+    def _read_metadata(self, record: CallRecord) -> tuple[int, int, int] | None:
+        """Fill the record from the call metadata; the parsed traceparent."""
+        parent = None
         for key, value in self._context.invocation_metadata() or ():
             if key == "authorization":
                 record.api_key_hash = _hash_api_key(value)
             elif key == REQUEST_ID_KEY:
                 record.client_request_id = value[:MAX_CLIENT_REQUEST_ID]
-            elif key in TRACE_HEADERS:
-                carrier = carrier or {}
-                carrier[key] = value
+            elif key == TRACEPARENT:
+                parent = parse_traceparent(value)
 
-        return carrier
+        return parent
 
     async def __aexit__(
         self,
@@ -221,6 +246,7 @@ class RecordingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         # Read once: a provider without exporters costs nothing per call.
         self.tracer: ServerTracer | None = tracing.tracer if tracing else None
         self.worker = worker
+        self.exemplars = metrics.exemplars
         self.log = get_logger("service.api.recording")
         self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
         self._sink_failures = 0
@@ -307,7 +333,10 @@ class RecordingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def deliver(self, record: CallRecord, plan: _Plan, span: ServerSpan | None) -> None:
         """Hand a finished record to every sink; a failing sink never fails the RPC."""
         try:
-            plan.metrics.finish(record.grpc_code, record.duration_ns / 1e9)
+            exemplar = ""
+            if span is not None and span.ids is not None and self.exemplars:
+                exemplar = span.ids.trace_id if span.span.is_recording() else ""
+            plan.metrics.finish(record.grpc_code, record.duration_ns / 1e9, exemplar)
             self.metrics.observe_call(record)
         except Exception as exc:
             self._sink_failed("metrics", exc)
@@ -328,7 +357,12 @@ class RecordingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def _sink_failed(self, sink: str, exc: Exception) -> None:
         # A broken sink fails on every call: one traceback, then a count.
         self._sink_failures += 1
-        if self._sink_failures == 1:
-            self.log.error("recording sink failed", sink=sink, exc_info=exc)
-        elif self._sink_failures % 1000 == 0:
-            self.log.error("recording sink still failing", sink=sink, failures=self._sink_failures)
+        try:
+            if self._sink_failures == 1:
+                self.log.error("recording sink failed", sink=sink, exc_info=exc)
+            elif self._sink_failures % 1000 == 0:
+                self.log.error(
+                    "recording sink still failing", sink=sink, failures=self._sink_failures
+                )
+        except Exception:  # noqa: S110 - stdout itself is gone; the call goes on
+            pass
