@@ -1,24 +1,256 @@
-"""CheckStream: open, chunks with hold-back release, one final verdict."""
+"""CheckStream: open, chunks (text and tool-call deltas), releases, one verdict.
+
+Text is released through ``service.streaming`` with a hold-back derived from
+the applied guardrails' rules; tool-call arguments are held until the call is
+complete and then scanned as JSON exactly as Check scans them. A block ends
+the stream at once with the verdict: nothing more is released, held text
+included. The call's one record (SpendLogs row, span, log line) carries the
+chunk count, the bytes received, the findings and how the stream ended.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import dataclasses
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
 from guardrail.v1 import guardrail_pb2 as pb
 
 from service.api.call_context import current_call
 from service.api.convert import caller_from_pb, decision_to_pb, findings_to_pb, outcome_to_pb
-from service.checking import resolve_direction, select_guardrails
+from service.api.payload import extract_segments, masked_payload
+from service.checking import Selection, resolve_direction, select_guardrails
 from service.decide import decision_for, direction_reason, not_run
-from service.engine import ScanResult
-from service.errors import FieldViolation, InvalidArgumentError
-from service.registry import Registry
-from service.streaming import ChoiceStream, Release
-from service.types import Action, Decision, Direction, GuardrailOutcome, GuardrailStatus
+from service.engine import CompiledGuardrail, mask_text
+from service.errors import (
+    FieldViolation,
+    GuardrailError,
+    InvalidArgumentError,
+    ResourceExhaustedError,
+)
+from service.registry import Registry, Snapshot
+from service.streaming import (
+    Holdback,
+    Release,
+    ScoreBook,
+    StreamEngine,
+    TextStream,
+    ToolCallAssembler,
+    ToolCallText,
+    engine_for,
+)
+from service.telemetry.logging import get_logger
+from service.types import (
+    CallRecord,
+    Decision,
+    Direction,
+    Finding,
+    GuardrailOutcome,
+    GuardrailStatus,
+)
 
-__all__ = ["run_check_stream"]
+__all__ = ["MAX_CHOICES", "MAX_TOOL_ARGUMENT_CHARS", "log_holdback", "run_check_stream"]
 
 MAX_CHOICES = 64
+MAX_TOOL_CALLS = 128
+MAX_TOOL_ARGUMENT_CHARS = 1_000_000
+# Check's own path for the one tool call of the payload built to scan it.
+_SCANNED_CALL = "messages[0].tool_calls[0]"
+
+_log = get_logger("service.streaming")
+
+#: One step of a text stream: feed it a delta, or finish it.
+_Step = Callable[[TextStream], Release | None]
+
+
+def log_holdback(snapshot: Snapshot, cap: int) -> None:
+    """Build a snapshot's stream engine and log the hold-back it derives."""
+    engine = engine_for(snapshot)
+    for direction in Direction:
+        holdback = engine.holdback(snapshot.defaults[direction], cap)
+        _log.info(
+            "stream hold-back derived",
+            registry_generation=snapshot.generation,
+            direction=direction.value,
+            holdback_chars=holdback.chars,
+            cap=cap,
+            capped_rule_count=len(holdback.capped_rules),
+            capped_rules=list(holdback.capped_rules[:20]),
+        )
+
+
+def _deltas(chunk: pb.StreamChunk) -> Iterator[pb.ChoiceDelta]:
+    """The chunk's own fields as the first choice delta, then the others."""
+    yield pb.ChoiceDelta(
+        index=chunk.choice_index,
+        text=chunk.text,
+        tool_calls=chunk.tool_calls,
+        finish_reason=chunk.finish_reason,
+    )
+    yield from chunk.choices
+
+
+def _check_index(field: str, value: int, limit: int) -> None:
+    if value >= limit:
+        raise InvalidArgumentError(
+            f"{field} {value} is over the limit of {limit}",
+            [FieldViolation(field, f"must be below {limit}")],
+        )
+
+
+class _Session:
+    """One stream's state: text streams, tool calls, scores, counts."""
+
+    def __init__(
+        self,
+        engine: StreamEngine,
+        selection: Selection,
+        direction: Direction,
+        holdback: Holdback,
+    ) -> None:
+        self.engine = engine
+        self.selection = selection
+        self.direction = direction
+        self.holdback = holdback
+        self.book = ScoreBook(selection.ran)
+        self.texts: dict[int, TextStream] = {}
+        self.calls = ToolCallAssembler(MAX_TOOL_ARGUMENT_CHARS)
+        self.call_findings: list[Finding] = []
+        self.chunks = 0
+        self.bytes = 0
+        self.blocked = False
+
+    def chunk(self, chunk: pb.StreamChunk) -> list[pb.CheckStreamResponse]:
+        self.chunks += 1
+        out: list[pb.CheckStreamResponse] = []
+        for delta in _deltas(chunk):
+            _check_index("chunk.choice_index", delta.index, MAX_CHOICES)
+            self._delta(delta, out)
+            if self.blocked:
+                return []
+        return out
+
+    def _delta(self, delta: pb.ChoiceDelta, out: list[pb.CheckStreamResponse]) -> None:
+        if delta.text:
+            self.bytes += len(delta.text.encode("utf-8"))
+            text = delta.text
+            self._text(delta.index, lambda stream: stream.feed(text), out)
+        for call in delta.tool_calls:
+            _check_index("tool_calls.index", call.index, MAX_TOOL_CALLS)
+            self.bytes += len(call.arguments_fragment.encode("utf-8"))
+            done = self._add_call(delta.index, call)
+            self._calls(done, out)
+        if delta.finish_reason:
+            self._text(delta.index, TextStream.finish, out)
+            self._calls(self.calls.finish_choice(delta.index), out)
+
+    def _add_call(self, choice: int, call: pb.ToolCallDelta) -> list[ToolCallText]:
+        try:
+            return self.calls.add(
+                choice, call.index, call.id, call.name, call.arguments_fragment
+            )
+        except OverflowError as exc:
+            raise ResourceExhaustedError(
+                f"{exc.args[0]}.arguments_json is longer than "
+                f"{MAX_TOOL_ARGUMENT_CHARS} characters",
+                reason="TEXT_TOO_LONG",
+            ) from None
+
+    def _text(self, index: int, step: _Step, out: list[pb.CheckStreamResponse]) -> None:
+        if self.blocked:
+            return
+        stream = self.texts.get(index)
+        if stream is None:
+            names, limits = self.selection.names, self.holdback
+            stream = TextStream(
+                index, self.engine.scanner, names, limits.chars, self.book,
+                limits.capped_rules,
+            )
+            self.texts[index] = stream
+        release: Release | None = step(stream)
+        self.blocked = self.blocked or stream.blocked or self.book.blocked
+        if release is not None and not self.blocked:
+            out.append(_release_pb(release))
+
+    def _calls(self, calls: Sequence[ToolCallText], out: list[pb.CheckStreamResponse]) -> None:
+        for call in calls:
+            if self.blocked:
+                return
+            response = self._scan_call(call)
+            if response is not None:
+                out.append(response)
+
+    def _scan_call(self, call: ToolCallText) -> pb.CheckStreamResponse | None:
+        tool_call = pb.ToolCall(id=call.id, name=call.name, arguments_json=call.arguments)
+        payload = pb.Payload(messages=[pb.Message(role="assistant", tool_calls=[tool_call])])
+        segments = extract_segments(payload)
+        found = self.engine.scanner.scan(segments, self.selection.names).findings
+        located = [_relocated(f, call.path) for f in found]
+        self.call_findings.extend(located)
+        if self.book.add(found):
+            self.blocked = True
+            return None
+        to_mask = [f for f in found if self.book.masks(f)]
+        if to_mask:
+            masked = masked_payload(payload, segments, to_mask, mask_text)
+            tool_call = masked.messages[0].tool_calls[0]
+        return pb.CheckStreamResponse(
+            tool_call=pb.StreamToolCall(
+                choice_index=call.choice_index,
+                index=call.index,
+                id=call.id,
+                name=tool_call.name,
+                arguments_json=tool_call.arguments_json,
+                masked=bool(to_mask),
+                findings=findings_to_pb(self.book.kept(located)),
+            )
+        )
+
+    def finish(self) -> list[pb.CheckStreamResponse]:
+        out: list[pb.CheckStreamResponse] = []
+        for index in sorted(self.texts):
+            self._text(index, TextStream.finish, out)
+        self._calls(self.calls.finish(), out)
+        return [] if self.blocked else out
+
+    def findings(self) -> list[Finding]:
+        text = [f for index in sorted(self.texts) for f in self.texts[index].findings]
+        return self.book.kept([*text, *self.call_findings])
+
+    def outcomes(self) -> tuple[Decision, list[GuardrailOutcome], list[Finding]]:
+        findings = self.findings()
+        outcomes = [self._outcome(g, findings) for g in self.selection.ran]
+        reason = direction_reason(self.direction)
+        skipped = [not_run(g, reason) for g in self.selection.skipped]
+        intervened = {o.action for o in outcomes if o.status is GuardrailStatus.INTERVENED}
+        return decision_for(intervened), [*outcomes, *skipped], findings
+
+    def _outcome(
+        self, guardrail: CompiledGuardrail, findings: list[Finding]
+    ) -> GuardrailOutcome:
+        triggered = self.book.triggered(guardrail.name)
+        return GuardrailOutcome(
+            name=guardrail.name,
+            version=guardrail.version,
+            status=GuardrailStatus.INTERVENED if triggered else GuardrailStatus.PASSED,
+            action=guardrail.action,
+            finding_count=sum(1 for f in findings if f.guardrail == guardrail.name),
+            score=self.book.score(guardrail.name),
+        )
+
+    def fill(self, record: CallRecord, stream_end: str | None = None) -> None:
+        decision, outcomes, findings = self.outcomes()
+        record.decision = decision
+        record.outcomes = outcomes
+        record.findings = findings
+        record.chunk_count = self.chunks
+        record.stream_bytes = self.bytes
+        if stream_end is not None:
+            record.stream_end = stream_end
+
+
+def _relocated(finding: Finding, call_path: str) -> Finding:
+    path = call_path + finding.path.removeprefix(_SCANNED_CALL)
+    return dataclasses.replace(finding, path=path)
 
 
 def _release_pb(release: Release) -> pb.CheckStreamResponse:
@@ -43,19 +275,51 @@ async def _open(requests: AsyncIterator[pb.CheckStreamRequest]) -> pb.StreamOpen
     )
 
 
-def _outcomes(streams: dict[int, ChoiceStream], ran: list, skipped: list) -> tuple[Decision, list[GuardrailOutcome]]:
-    findings = [f for s in streams.values() for f in s.findings]
-    outcomes = []
-    for guardrail in ran:
-        mine = [f for f in findings if f.guardrail == guardrail.name]
-        status = GuardrailStatus.INTERVENED if mine else GuardrailStatus.PASSED
-        outcomes.append(
-            GuardrailOutcome(
-                guardrail.name, guardrail.version, status, guardrail.action, len(mine)
-            )
+def _chunk_of(request: pb.CheckStreamRequest) -> pb.StreamChunk | None:
+    """The chunk, or None at the end; anything else breaks the protocol."""
+    kind = request.WhichOneof("kind")
+    if kind == "end":
+        return None
+    if kind != "chunk":
+        raise InvalidArgumentError(
+            f"unexpected '{kind}' message after the stream was opened",
+            [FieldViolation(kind or "kind", "only chunk or end may follow open")],
+            reason="STREAM_PROTOCOL",
         )
-    intervened = {o.action for o in outcomes if o.status is GuardrailStatus.INTERVENED}
-    return decision_for(intervened), [*outcomes, *skipped]
+    return request.chunk
+
+
+def _start_record(
+    record: CallRecord | None, opened: pb.StreamOpen, snapshot: Snapshot, session: _Session
+) -> None:
+    if record is None:
+        return
+    record.direction = session.direction
+    record.client_request_id = opened.client_request_id or record.client_request_id
+    record.caller = caller_from_pb(opened.caller)
+    record.registry_generation = snapshot.generation
+    record.applied_guardrails = session.selection.names
+    record.stream_end = "cancelled"  # until it ends any other way
+
+
+def _verdict(
+    session: _Session, record: CallRecord | None, snapshot: Snapshot
+) -> pb.CheckStreamResponse:
+    decision, outcomes, findings = session.outcomes()
+    return pb.CheckStreamResponse(
+        verdict=pb.StreamVerdict(
+            request_id=record.request_id if record is not None else "",
+            decision=decision_to_pb(decision),
+            findings=findings_to_pb(findings),
+            guardrail_results=[outcome_to_pb(o) for o in outcomes],
+            registry_generation=snapshot.generation,
+            chunk_count=session.chunks,
+            applied_guardrails=session.selection.names,
+            holdback_chars=session.holdback.chars,
+            capped_rules=session.holdback.capped_rules,
+            stream_bytes=session.bytes,
+        )
+    )
 
 
 async def run_check_stream(
@@ -64,77 +328,38 @@ async def run_check_stream(
     *,
     holdback: int,
 ) -> AsyncIterator[pb.CheckStreamResponse]:
+    """The CheckStream handler; ``holdback`` caps the derived hold-back."""
     opened = await _open(requests)
     snapshot = registry.snapshot
     direction = resolve_direction(opened.direction, default=Direction.OUTPUT)
     selection = select_guardrails(snapshot, list(opened.guardrails), direction)
-    skipped = [not_run(g, direction_reason(direction)) for g in selection.skipped]
+    engine = engine_for(snapshot)
+    limits = engine.holdback(selection.names, holdback)
+    session = _Session(engine, selection, direction, limits)
     record = current_call.get(None)
-    if record is not None:
-        record.direction = direction
-        record.client_request_id = opened.client_request_id
-        record.caller = caller_from_pb(opened.caller)
-        record.registry_generation = snapshot.generation
-        record.applied_guardrails = selection.names
-        record.stream_end = "cancelled"  # until it ends any other way
+    _start_record(record, opened, snapshot, session)
 
-    streams: dict[int, ChoiceStream] = {}
-    chunks = 0
-    blocked = False
-    async for request in requests:
-        kind = request.WhichOneof("kind")
-        if kind == "end":
-            break
-        if kind != "chunk":
-            raise InvalidArgumentError(
-                f"unexpected '{kind}' message after the stream was opened",
-                [FieldViolation(kind or "kind", "only chunk or end may follow open")],
-                reason="STREAM_PROTOCOL",
-            )
-        chunks += 1
-        index = request.chunk.choice_index
-        if index >= MAX_CHOICES:
-            raise InvalidArgumentError(
-                f"choice_index {index} is over the limit of {MAX_CHOICES}",
-                [FieldViolation("chunk.choice_index", f"must be below {MAX_CHOICES}")],
-            )
-        stream = streams.get(index)
-        if stream is None:
-            stream = streams[index] = ChoiceStream(
-                index, snapshot.scanner, selection.names, holdback
-            )
-        release = stream.feed(request.chunk.text)
-        if stream.blocked:
-            blocked = True
-            break
-        if release is not None:
-            yield _release_pb(release)
-
-    if not blocked:
-        for stream in streams.values():
-            release = stream.finish()
-            if stream.blocked:
-                blocked = True
+    ended = "cancelled"
+    try:
+        async for request in requests:
+            chunk = _chunk_of(request)
+            if chunk is None:
                 break
-            if release is not None:
-                yield _release_pb(release)
-
-    decision, outcomes = _outcomes(streams, selection.ran, skipped)
-    findings = [f for s in streams.values() for f in s.findings]
-    if record is not None:
-        record.decision = decision
-        record.outcomes = outcomes
-        record.findings = findings
-        record.chunk_count = chunks
-        record.stream_end = "blocked" if blocked else "completed"
-    yield pb.CheckStreamResponse(
-        verdict=pb.StreamVerdict(
-            request_id=record.request_id if record is not None else "",
-            decision=decision_to_pb(decision),
-            findings=findings_to_pb(findings),
-            guardrail_results=[outcome_to_pb(o) for o in outcomes],
-            registry_generation=snapshot.generation,
-            chunk_count=chunks,
-            applied_guardrails=selection.names,
-        )
-    )
+            for response in session.chunk(chunk):
+                yield response
+            if record is not None:
+                record.chunk_count, record.stream_bytes = session.chunks, session.bytes
+            if session.blocked:
+                break
+        if not session.blocked:
+            for response in session.finish():
+                yield response
+        ended = "blocked" if session.blocked else "completed"
+    except GuardrailError:
+        ended = "error"
+        raise
+    finally:
+        # Runs on cancellation too (the interceptor then names the ending).
+        if record is not None:
+            session.fill(record, None if ended == "cancelled" else ended)
+    yield _verdict(session, record, snapshot)

@@ -258,24 +258,56 @@ class StreamOpen(_message.Message):
     def __init__(self, direction: _Optional[_Union[Direction, str]] = ..., guardrails: _Optional[_Iterable[str]] = ..., client_request_id: _Optional[str] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ...) -> None: ...
 
 class StreamChunk(_message.Message):
-    __slots__ = ("text", "choice_index")
+    __slots__ = ("text", "choice_index", "tool_calls", "finish_reason", "choices")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     CHOICE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
+    FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
+    CHOICES_FIELD_NUMBER: _ClassVar[int]
     text: str
     choice_index: int
-    def __init__(self, text: _Optional[str] = ..., choice_index: _Optional[int] = ...) -> None: ...
+    tool_calls: _containers.RepeatedCompositeFieldContainer[ToolCallDelta]
+    finish_reason: str
+    choices: _containers.RepeatedCompositeFieldContainer[ChoiceDelta]
+    def __init__(self, text: _Optional[str] = ..., choice_index: _Optional[int] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCallDelta, _Mapping]]] = ..., finish_reason: _Optional[str] = ..., choices: _Optional[_Iterable[_Union[ChoiceDelta, _Mapping]]] = ...) -> None: ...
+
+class ChoiceDelta(_message.Message):
+    __slots__ = ("index", "text", "tool_calls", "finish_reason")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
+    FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    text: str
+    tool_calls: _containers.RepeatedCompositeFieldContainer[ToolCallDelta]
+    finish_reason: str
+    def __init__(self, index: _Optional[int] = ..., text: _Optional[str] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCallDelta, _Mapping]]] = ..., finish_reason: _Optional[str] = ...) -> None: ...
+
+class ToolCallDelta(_message.Message):
+    __slots__ = ("index", "id", "name", "arguments_fragment")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ARGUMENTS_FRAGMENT_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    id: str
+    name: str
+    arguments_fragment: str
+    def __init__(self, index: _Optional[int] = ..., id: _Optional[str] = ..., name: _Optional[str] = ..., arguments_fragment: _Optional[str] = ...) -> None: ...
 
 class StreamEnd(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class CheckStreamResponse(_message.Message):
-    __slots__ = ("release", "verdict")
+    __slots__ = ("release", "verdict", "tool_call")
     RELEASE_FIELD_NUMBER: _ClassVar[int]
     VERDICT_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALL_FIELD_NUMBER: _ClassVar[int]
     release: StreamRelease
     verdict: StreamVerdict
-    def __init__(self, release: _Optional[_Union[StreamRelease, _Mapping]] = ..., verdict: _Optional[_Union[StreamVerdict, _Mapping]] = ...) -> None: ...
+    tool_call: StreamToolCall
+    def __init__(self, release: _Optional[_Union[StreamRelease, _Mapping]] = ..., verdict: _Optional[_Union[StreamVerdict, _Mapping]] = ..., tool_call: _Optional[_Union[StreamToolCall, _Mapping]] = ...) -> None: ...
 
 class StreamRelease(_message.Message):
     __slots__ = ("choice_index", "text", "findings")
@@ -288,7 +320,7 @@ class StreamRelease(_message.Message):
     def __init__(self, choice_index: _Optional[int] = ..., text: _Optional[str] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ...) -> None: ...
 
 class StreamVerdict(_message.Message):
-    __slots__ = ("request_id", "decision", "findings", "guardrail_results", "registry_generation", "chunk_count", "applied_guardrails")
+    __slots__ = ("request_id", "decision", "findings", "guardrail_results", "registry_generation", "chunk_count", "applied_guardrails", "holdback_chars", "capped_rules", "stream_bytes")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     DECISION_FIELD_NUMBER: _ClassVar[int]
     FINDINGS_FIELD_NUMBER: _ClassVar[int]
@@ -296,6 +328,9 @@ class StreamVerdict(_message.Message):
     REGISTRY_GENERATION_FIELD_NUMBER: _ClassVar[int]
     CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
     APPLIED_GUARDRAILS_FIELD_NUMBER: _ClassVar[int]
+    HOLDBACK_CHARS_FIELD_NUMBER: _ClassVar[int]
+    CAPPED_RULES_FIELD_NUMBER: _ClassVar[int]
+    STREAM_BYTES_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     decision: Decision
     findings: _containers.RepeatedCompositeFieldContainer[Finding]
@@ -303,7 +338,28 @@ class StreamVerdict(_message.Message):
     registry_generation: int
     chunk_count: int
     applied_guardrails: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, request_id: _Optional[str] = ..., decision: _Optional[_Union[Decision, str]] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., guardrail_results: _Optional[_Iterable[_Union[GuardrailResult, _Mapping]]] = ..., registry_generation: _Optional[int] = ..., chunk_count: _Optional[int] = ..., applied_guardrails: _Optional[_Iterable[str]] = ...) -> None: ...
+    holdback_chars: int
+    capped_rules: _containers.RepeatedScalarFieldContainer[str]
+    stream_bytes: int
+    def __init__(self, request_id: _Optional[str] = ..., decision: _Optional[_Union[Decision, str]] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., guardrail_results: _Optional[_Iterable[_Union[GuardrailResult, _Mapping]]] = ..., registry_generation: _Optional[int] = ..., chunk_count: _Optional[int] = ..., applied_guardrails: _Optional[_Iterable[str]] = ..., holdback_chars: _Optional[int] = ..., capped_rules: _Optional[_Iterable[str]] = ..., stream_bytes: _Optional[int] = ...) -> None: ...
+
+class StreamToolCall(_message.Message):
+    __slots__ = ("choice_index", "index", "id", "name", "arguments_json", "masked", "findings")
+    CHOICE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ARGUMENTS_JSON_FIELD_NUMBER: _ClassVar[int]
+    MASKED_FIELD_NUMBER: _ClassVar[int]
+    FINDINGS_FIELD_NUMBER: _ClassVar[int]
+    choice_index: int
+    index: int
+    id: str
+    name: str
+    arguments_json: str
+    masked: bool
+    findings: _containers.RepeatedCompositeFieldContainer[Finding]
+    def __init__(self, choice_index: _Optional[int] = ..., index: _Optional[int] = ..., id: _Optional[str] = ..., name: _Optional[str] = ..., arguments_json: _Optional[str] = ..., masked: _Optional[bool] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ...) -> None: ...
 
 class Guardrail(_message.Message):
     __slots__ = ("name", "description", "rules", "action", "directions", "default_on", "fail_mode", "score_threshold", "version", "builtin")
@@ -330,7 +386,7 @@ class Guardrail(_message.Message):
     def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., rules: _Optional[_Iterable[_Union[Rule, _Mapping]]] = ..., action: _Optional[_Union[Action, str]] = ..., directions: _Optional[_Iterable[_Union[Direction, str]]] = ..., default_on: _Optional[bool] = ..., fail_mode: _Optional[_Union[FailMode, str]] = ..., score_threshold: _Optional[float] = ..., version: _Optional[int] = ..., builtin: _Optional[bool] = ...) -> None: ...
 
 class Rule(_message.Message):
-    __slots__ = ("id", "category", "severity", "pattern", "keywords", "keywords_match_substrings", "prefilter", "validator", "must_match", "must_not_match", "mask_label", "weight", "ignore_case")
+    __slots__ = ("id", "category", "severity", "pattern", "keywords", "keywords_match_substrings", "prefilter", "validator", "must_match", "must_not_match", "mask_label", "weight", "ignore_case", "match_on")
     ID_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     SEVERITY_FIELD_NUMBER: _ClassVar[int]
@@ -344,6 +400,7 @@ class Rule(_message.Message):
     MASK_LABEL_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
     IGNORE_CASE_FIELD_NUMBER: _ClassVar[int]
+    MATCH_ON_FIELD_NUMBER: _ClassVar[int]
     id: str
     category: str
     severity: Severity
@@ -357,7 +414,8 @@ class Rule(_message.Message):
     mask_label: str
     weight: float
     ignore_case: bool
-    def __init__(self, id: _Optional[str] = ..., category: _Optional[str] = ..., severity: _Optional[_Union[Severity, str]] = ..., pattern: _Optional[str] = ..., keywords: _Optional[_Iterable[str]] = ..., keywords_match_substrings: _Optional[bool] = ..., prefilter: _Optional[_Iterable[str]] = ..., validator: _Optional[str] = ..., must_match: _Optional[_Iterable[str]] = ..., must_not_match: _Optional[_Iterable[str]] = ..., mask_label: _Optional[str] = ..., weight: _Optional[float] = ..., ignore_case: _Optional[bool] = ...) -> None: ...
+    match_on: str
+    def __init__(self, id: _Optional[str] = ..., category: _Optional[str] = ..., severity: _Optional[_Union[Severity, str]] = ..., pattern: _Optional[str] = ..., keywords: _Optional[_Iterable[str]] = ..., keywords_match_substrings: _Optional[bool] = ..., prefilter: _Optional[_Iterable[str]] = ..., validator: _Optional[str] = ..., must_match: _Optional[_Iterable[str]] = ..., must_not_match: _Optional[_Iterable[str]] = ..., mask_label: _Optional[str] = ..., weight: _Optional[float] = ..., ignore_case: _Optional[bool] = ..., match_on: _Optional[str] = ...) -> None: ...
 
 class RegisterRequest(_message.Message):
     __slots__ = ("guardrail", "validate_only")
