@@ -9,7 +9,7 @@ import pytest
 
 import guardrail_client
 
-MODULES = ["_client", "_errors", "_models", "_payloads"]
+MODULES = ["_client", "_errors", "_models", "_payloads", "_resilience"]
 
 
 @pytest.mark.parametrize("name", MODULES)

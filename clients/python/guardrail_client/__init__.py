@@ -1,7 +1,7 @@
 """Python client for guardrail-service.
 
-    from guardrail_client import GuardrailClient
-    result = GuardrailClient("localhost:50051").check("my prompt")
+from guardrail_client import GuardrailClient
+result = GuardrailClient("localhost:50051").check("my prompt")
 """
 
 from __future__ import annotations
@@ -60,12 +60,18 @@ from guardrail_client._payloads import (
     tool,
     tools,
 )
+from guardrail_client._resilience import (
+    FAIL_OPEN_CODES,
+    RetryPolicy,
+    failed_open_result,
+)
 
 __all__ = [
     "DEFAULT_STREAM_TIMEOUT_S",
     "DEFAULT_TARGET",
     "DEFAULT_TIMEOUT_S",
     "DIRECTIONS",
+    "FAIL_OPEN_CODES",
     "Action",
     "AlreadyExistsError",
     "AsyncGuardrailClient",
@@ -85,6 +91,7 @@ __all__ = [
     "PermissionDeniedError",
     "RegisterResult",
     "ResourceExhaustedError",
+    "RetryPolicy",
     "Severity",
     "StreamEvent",
     "StreamRelease",
@@ -95,6 +102,7 @@ __all__ = [
     "caller",
     "check_result_from_proto",
     "direction",
+    "failed_open_result",
     "finding_from_proto",
     "from_rpc_error",
     "from_status_proto",

@@ -4,8 +4,10 @@ Both keep one channel for their lifetime, put a deadline on every call and
 raise ``GuardrailRpcError`` subclasses; a BLOCK verdict is a result, not an
 error.
 
-TODO(client): retries with backoff on UNAVAILABLE (honouring RetryInfo) and an
-opt-in fail-open mode; add them once the gateway integration fixes the policy.
+Unary reads and ``check`` are retried on UNAVAILABLE only (``retry``, a
+``RetryPolicy``); ``fail_open=True`` makes ``check`` return an ALLOW marked
+``failed_open`` (with the error) when the service could not evaluate.
+Register is never retried: replacing a guardrail is not idempotent.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ from guardrail_client._models import (
     check_result_from_proto,
     register_result_from_proto,
     stream_event_from_proto,
+)
+from guardrail_client._resilience import (
+    FAIL_OPEN_CODES,
+    RetryPolicy,
+    failed_open_result,
 )
 
 __all__ = [
@@ -113,8 +120,8 @@ def _register_results(
 class GuardrailClient:
     """Blocking client; one channel, reused by every call.
 
-        with GuardrailClient("localhost:50051") as client:
-            result = client.check("my prompt", guardrails=["pii"])
+    with GuardrailClient("localhost:50051") as client:
+        result = client.check("my prompt", guardrails=["pii"])
     """
 
     def __init__(
@@ -126,6 +133,8 @@ class GuardrailClient:
         timeout: float = DEFAULT_TIMEOUT_S,
         stream_timeout: float = DEFAULT_STREAM_TIMEOUT_S,
         options: Iterable[tuple[str, Any]] = (),
+        retry: RetryPolicy | None = None,
+        fail_open: bool = False,
     ) -> None:
         # A channel passed in belongs to the caller, who closes it.
         self._owns_channel = channel is None
@@ -137,6 +146,8 @@ class GuardrailClient:
         self._stub = pb_grpc.GuardrailServiceStub(channel)
         self.timeout = timeout
         self.stream_timeout = stream_timeout
+        self.retry = retry or RetryPolicy()
+        self.fail_open = fail_open
 
     def check(
         self,
@@ -154,10 +165,19 @@ class GuardrailClient:
         request = _check_request(
             text, messages, tools, direction, guardrails, client_request_id, caller
         )
+
+        def send() -> pb.CheckResponse:
+            try:
+                return self._stub.Check(request, timeout=timeout or self.timeout)
+            except grpc.RpcError as exc:
+                raise from_rpc_error(exc) from exc
+
         try:
-            response = self._stub.Check(request, timeout=timeout or self.timeout)
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from exc
+            response = self.retry.call(send)
+        except GuardrailRpcError as error:
+            if self.fail_open and error.code in FAIL_OPEN_CODES:
+                return failed_open_result(error)
+            raise
         return check_result_from_proto(response)
 
     def check_stream(
@@ -267,8 +287,8 @@ async def _aiter_chunks(
 class AsyncGuardrailClient:
     """asyncio client over ``grpc.aio``; one channel, reused by every call.
 
-        async with AsyncGuardrailClient("localhost:50051") as client:
-            result = await client.check("my prompt", guardrails=["pii"])
+    async with AsyncGuardrailClient("localhost:50051") as client:
+        result = await client.check("my prompt", guardrails=["pii"])
     """
 
     def __init__(
@@ -280,6 +300,8 @@ class AsyncGuardrailClient:
         timeout: float = DEFAULT_TIMEOUT_S,
         stream_timeout: float = DEFAULT_STREAM_TIMEOUT_S,
         options: Iterable[tuple[str, Any]] = (),
+        retry: RetryPolicy | None = None,
+        fail_open: bool = False,
     ) -> None:
         self._owns_channel = channel is None
         if channel is None and credentials is not None:
@@ -292,6 +314,8 @@ class AsyncGuardrailClient:
         self._stub = pb_grpc.GuardrailServiceStub(channel)
         self.timeout = timeout
         self.stream_timeout = stream_timeout
+        self.retry = retry or RetryPolicy()
+        self.fail_open = fail_open
 
     async def check(
         self,
@@ -309,10 +333,19 @@ class AsyncGuardrailClient:
         request = _check_request(
             text, messages, tools, direction, guardrails, client_request_id, caller
         )
+
+        async def send() -> pb.CheckResponse:
+            try:
+                return await self._stub.Check(request, timeout=timeout or self.timeout)
+            except grpc.RpcError as exc:
+                raise from_rpc_error(exc) from exc
+
         try:
-            response = await self._stub.Check(request, timeout=timeout or self.timeout)
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from exc
+            response = await self.retry.acall(send)
+        except GuardrailRpcError as error:
+            if self.fail_open and error.code in FAIL_OPEN_CODES:
+                return failed_open_result(error)
+            raise
         return check_result_from_proto(response)
 
     async def check_stream(

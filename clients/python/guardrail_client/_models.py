@@ -112,6 +112,10 @@ class CheckResult:
     registry_generation: int
     scan_duration_s: float
     applied_guardrails: tuple[str, ...]
+    #: True when the service could not evaluate and the client's fail-open
+    #: option let the payload through; ``error`` says why.
+    failed_open: bool = False
+    error: GuardrailRpcError | None = field(default=None, compare=False)
 
     @property
     def blocked(self) -> bool:
