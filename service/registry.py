@@ -5,9 +5,10 @@ combined scanner) and swaps it in with a single assignment, so an RPC that
 read the snapshot at entry sees one consistent registry throughout, and a
 definition that does not compile never replaces the one in force.
 
-Known shortcoming: the registry lives in this process's memory. Registered
-guardrails are lost on restart and are not shared between processes, which
-is why the service runs one worker process for now.
+With several worker processes, changes go through the supervisor
+(``service.workers``), which applies each one to every worker before the
+caller hears OK. Known shortcoming: registered guardrails live in memory and
+are lost when the whole service restarts (built-ins are always there).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Protocol
 
 from service.engine import CompiledGuardrail, Scanner, compile_guardrail
 from service.errors import FailedPreconditionError, NotFoundError
 from service.types import Direction, GuardrailSpec
 
-__all__ = ["Registry", "Snapshot"]
+__all__ = ["LocalChanges", "Registry", "RegistryChanges", "Snapshot"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,26 +91,43 @@ class Registry:
         compile_guardrail(versioned)
         return versioned
 
-    def register(self, spec: GuardrailSpec) -> tuple[GuardrailSpec, int]:
-        """Compile and put in force; (stored spec, new generation)."""
-        versioned = self._next_version(spec)
-        compiled = compile_guardrail(versioned)
-        current = self._snapshot
-        guardrails = {**current.guardrails, compiled.name: compiled}
-        self._swap(Snapshot.build(current.generation + 1, guardrails.values()))
-        return versioned, self._snapshot.generation
-
-    def delete(self, name: str) -> int:
-        current = self._snapshot
-        existing = current.resolve([name])[0]
+    def check_deletable(self, name: str) -> None:
+        """Raise what delete would raise, without deleting."""
+        existing = self._snapshot.resolve([name])[0]
         if existing.spec.builtin:
             raise FailedPreconditionError(
                 f"guardrail {name!r} is built in and cannot be deleted",
                 reason="BUILTIN_GUARDRAIL",
             )
-        remaining = [g for g in current.guardrails.values() if g.name != name]
-        self._swap(Snapshot.build(current.generation + 1, remaining))
-        return self._snapshot.generation
+
+    def register(self, spec: GuardrailSpec) -> tuple[GuardrailSpec, int]:
+        """Compile and put in force; (stored spec, new generation)."""
+        versioned = self.validate(spec)
+        generation = self._snapshot.generation + 1
+        self.put(versioned, generation)
+        return versioned, generation
+
+    def delete(self, name: str) -> int:
+        self.check_deletable(name)
+        generation = self._snapshot.generation + 1
+        self.remove(name, generation)
+        return generation
+
+    def put(self, spec: GuardrailSpec, generation: int) -> None:
+        """Put a validated, versioned spec in force as the given generation."""
+        compiled = compile_guardrail(spec)
+        guardrails = {**self._snapshot.guardrails, compiled.name: compiled}
+        self._swap(Snapshot.build(generation, guardrails.values()))
+
+    def remove(self, name: str, generation: int) -> None:
+        remaining = [g for g in self._snapshot.guardrails.values() if g.name != name]
+        self._swap(Snapshot.build(generation, remaining))
+
+    def replace_registered(self, specs: Iterable[GuardrailSpec], generation: int) -> None:
+        """Keep the built-ins, replace every registered guardrail at once."""
+        builtin = [g for g in self._snapshot.guardrails.values() if g.spec.builtin]
+        compiled = [compile_guardrail(spec) for spec in specs]
+        self._swap(Snapshot.build(generation, [*builtin, *compiled]))
 
     def _next_version(self, spec: GuardrailSpec) -> GuardrailSpec:
         existing = self._snapshot.guardrails.get(spec.name)
@@ -119,3 +138,24 @@ class Registry:
             )
         version = existing.spec.version + 1 if existing is not None else 1
         return dataclasses.replace(spec, version=version, builtin=False)
+
+
+class RegistryChanges(Protocol):
+    """How Register and Delete reach every process that enforces guardrails."""
+
+    async def register(self, spec: GuardrailSpec) -> tuple[GuardrailSpec, int]: ...
+
+    async def delete(self, name: str) -> int: ...
+
+
+class LocalChanges:
+    """One process: a change is in force everywhere once this registry has it."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    async def register(self, spec: GuardrailSpec) -> tuple[GuardrailSpec, int]:
+        return self._registry.register(spec)
+
+    async def delete(self, name: str) -> int:
+        return self._registry.delete(name)

@@ -12,31 +12,57 @@ from guardrail.v1 import guardrail_pb2_grpc as pb_grpc
 from service.api.call_context import current_call
 from service.api.convert import spec_to_mapping, spec_to_pb
 from service.api.status import to_status_proto
-from service.api.stream_check import run_check_stream
+from service.api.stream_check import log_holdback, run_check_stream
 from service.checking import Checker
 from service.engine import spec_from_mapping
-from service.errors import FieldViolation, GuardrailError, InvalidArgumentError
-from service.registry import Registry
+from service.errors import (
+    FieldViolation,
+    GuardrailError,
+    InvalidArgumentError,
+    ScanDeadlineError,
+)
+from service.registry import LocalChanges, Registry, RegistryChanges
 
 __all__ = ["GuardrailServicer"]
+
+#: Time kept back from the caller's deadline to send our own answer.
+DEADLINE_MARGIN_S = 0.005
 
 
 class GuardrailServicer(pb_grpc.GuardrailServiceServicer):
     def __init__(
-        self, registry: Registry, checker: Checker, *, holdback: int, offload_chars: int
+        self,
+        registry: Registry,
+        checker: Checker,
+        *,
+        holdback: int,
+        offload_chars: int,
+        changes: RegistryChanges | None = None,
     ) -> None:
         self._registry = registry
+        self._changes = changes or LocalChanges(registry)
         self._checker = checker
         self._holdback = holdback
+        log_holdback(registry.snapshot, holdback)  # and builds the stream engine
         self._offload_chars = offload_chars
 
     async def Check(
         self, request: pb.CheckRequest, context: grpc.aio.ServicerContext
     ) -> pb.CheckResponse:
-        if request.ByteSize() > self._offload_chars:
-            # RE2 releases the GIL: a big scan in a thread keeps the loop serving.
-            return await asyncio.to_thread(self._checker.check, request)
-        return self._checker.check(request)
+        if request.ByteSize() <= self._offload_chars:
+            return self._checker.check(request)
+        # RE2 releases the GIL: a big scan in a thread keeps the loop serving.
+        scan = asyncio.to_thread(self._checker.check, request)
+        remaining = context.time_remaining()
+        if remaining is None:
+            return await scan
+        try:
+            # Answer just before the caller gives up, so the row says why.
+            return await asyncio.wait_for(scan, max(0.0, remaining - DEADLINE_MARGIN_S))
+        except TimeoutError:
+            raise ScanDeadlineError(
+                "the scan did not finish before the call's deadline"
+            ) from None
 
     def CheckStream(
         self,
@@ -54,11 +80,11 @@ class GuardrailServicer(pb_grpc.GuardrailServiceServicer):
     ) -> AsyncIterator[pb.RegisterResponse]:
         async for request in request_iterator:
             try:
-                yield self._register_one(request)
+                yield await self._register_one(request)
             except GuardrailError as error:
                 yield pb.RegisterResponse(error=to_status_proto(error))
 
-    def _register_one(self, request: pb.RegisterRequest) -> pb.RegisterResponse:
+    async def _register_one(self, request: pb.RegisterRequest) -> pb.RegisterResponse:
         if not request.HasField("guardrail"):
             raise InvalidArgumentError(
                 "register request has no guardrail",
@@ -69,7 +95,8 @@ class GuardrailServicer(pb_grpc.GuardrailServiceServicer):
             checked = self._registry.validate(spec)
             generation = self._registry.snapshot.generation
         else:
-            checked, generation = self._registry.register(spec)
+            self._registry.validate(spec)  # fail here, before any process sees it
+            checked, generation = await self._changes.register(spec)
         self._note_generation(generation)
         accepted = pb.RegisterAccepted(
             name=checked.name,
@@ -103,7 +130,9 @@ class GuardrailServicer(pb_grpc.GuardrailServiceServicer):
     async def DeleteGuardrail(
         self, request: pb.DeleteGuardrailRequest, context: grpc.aio.ServicerContext
     ) -> pb.DeleteGuardrailResponse:
-        generation = self._registry.delete(_required_name(request.name))
+        name = _required_name(request.name)
+        self._registry.check_deletable(name)
+        generation = await self._changes.delete(name)
         self._note_generation(generation)
         return pb.DeleteGuardrailResponse(registry_generation=generation)
 

@@ -1,0 +1,267 @@
+"""The supervisor: N whole server processes on one port, kept alive and in step.
+
+Each worker is a complete server (grpc.aio on its own event loop, scanning
+inline) bound to the same port with SO_REUSEPORT; the kernel spreads
+connections over them. The supervisor restarts a worker that dies, fans
+registry changes out to every worker before they are acknowledged (see
+``service.control``), serves the merged metrics of all workers, and on
+SIGTERM or SIGINT drains them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import time
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+
+from service.control import Message, decode_spec, read_message, send
+from service.settings import Settings
+from service.telemetry.logging import get_logger
+from service.worker_entry import worker_main
+
+__all__ = ["Supervisor"]
+
+#: A worker that dies sooner than this after starting is restarted after a pause.
+QUICK_DEATH_S = 2.0
+APPLY_TIMEOUT_S = 10.0
+POLL_INTERVAL_S = 0.2
+
+log = get_logger("service.workers")
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def _lock_port(runtime_dir: Path, host: str, port: int) -> int:
+    """Refuse a second instance on the same port: SO_REUSEPORT would not."""
+    path = Path(tempfile.gettempdir()) / f"guardrail-{host.replace(':', '_')}-{port}.lock"
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise SystemExit(f"guardrail: another instance already serves {host}:{port}") from None
+    return fd
+
+
+@dataclass
+class _Worker:
+    slot: int
+    process: BaseProcess
+    started: float
+    writer: asyncio.StreamWriter | None = None
+    acks: dict[int, asyncio.Future[None]] = field(default_factory=dict)
+
+
+@dataclass
+class _Registered:
+    version: int
+    spec: str  # encoded, as it travels on the control channel
+
+
+class Supervisor:
+    """Runs ``settings.workers`` worker processes until SIGTERM or SIGINT."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.port = settings.port or _free_port(settings.host)
+        self.runtime_dir = Path(tempfile.mkdtemp(prefix="guardrail-"))
+        self.socket_path = str(self.runtime_dir / "control.sock")
+        self.metrics_dir = self.runtime_dir / "metrics"
+        self._context = multiprocessing.get_context("spawn")
+        self._workers: dict[int, _Worker] = {}
+        self._registered: dict[str, _Registered] = {}
+        self._generation = 1
+        self._seq = 0
+        self._lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
+
+    # -- lifecycle
+
+    async def run(self) -> int:
+        lock_fd = _lock_port(self.runtime_dir, self.settings.host, self.port)
+        control = await asyncio.start_unix_server(
+            self._serve_worker, path=self.socket_path, limit=64 * 1024 * 1024
+        )
+        metrics_server = self._serve_metrics()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        for slot in range(self.settings.workers):
+            self._spawn(slot)
+        log.info("supervisor started", port=self.port, workers=self.settings.workers)
+        try:
+            await self._watch()
+            return await self._drain()
+        finally:
+            control.close()
+            if metrics_server is not None:
+                metrics_server.shutdown()
+            os.close(lock_fd)
+            shutil.rmtree(self.runtime_dir, ignore_errors=True)
+
+    def _serve_metrics(self) -> object | None:
+        if not self.settings.metrics_enabled:
+            return None
+        from service.telemetry.metrics import prepare_metrics_dir, serve_merged_metrics
+
+        prepare_metrics_dir(self.metrics_dir)
+        server, port = serve_merged_metrics(
+            self.metrics_dir, self.settings.host, self.settings.metrics_port
+        )
+        log.info("metrics served", metrics_port=port)
+        return server
+
+    def _spawn(self, slot: int) -> None:
+        process = self._context.Process(
+            target=worker_main,
+            args=(slot, self.port, self.socket_path, self._worker_metrics_dir()),
+            name=f"guardrail-worker-{slot}",
+        )
+        process.start()
+        self._workers[slot] = _Worker(slot, process, time.monotonic())
+
+    def _worker_metrics_dir(self) -> str:
+        return str(self.metrics_dir) if self.settings.metrics_enabled else ""
+
+    async def _watch(self) -> None:
+        while not self._stopping.is_set():
+            for worker in list(self._workers.values()):
+                if worker.process.exitcode is not None:
+                    await self._replace(worker)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), POLL_INTERVAL_S)
+            except TimeoutError:
+                pass
+
+    async def _replace(self, worker: _Worker) -> None:
+        lived = time.monotonic() - worker.started
+        log.warning(
+            "worker exited; restarting",
+            slot=worker.slot,
+            exitcode=worker.process.exitcode,
+            lived_s=round(lived, 3),
+        )
+        for ack in worker.acks.values():
+            if not ack.done():
+                ack.set_result(None)  # it restarts from the full state
+        if lived < QUICK_DEATH_S:
+            await asyncio.sleep(QUICK_DEATH_S)  # do not spin on a crash loop
+        if not self._stopping.is_set():
+            self._spawn(worker.slot)
+
+    async def _drain(self) -> int:
+        log.info("draining workers")
+        for worker in self._workers.values():
+            if worker.process.exitcode is None and worker.process.pid is not None:
+                os.kill(worker.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline and any(
+            w.process.exitcode is None for w in self._workers.values()
+        ):
+            await asyncio.sleep(0.05)
+        codes = []
+        for worker in self._workers.values():
+            if worker.process.exitcode is None:
+                worker.process.kill()
+                worker.process.join()
+            codes.append(worker.process.exitcode)
+        log.info("supervisor stopped", worker_exit_codes=codes)
+        return 0 if all(code == 0 for code in codes) else 1
+
+    # -- control channel
+
+    async def _serve_worker(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        hello = await read_message(reader)
+        if hello is None or hello.get("op") != "hello":
+            writer.close()
+            return
+        worker = self._workers.get(int(hello["slot"]))
+        if worker is None:
+            writer.close()
+            return
+        async with self._lock:  # no change may slip between state and joining
+            await send(writer, self._state())
+            worker.writer = writer
+        while (message := await read_message(reader)) is not None:
+            await self._handle(worker, writer, message)
+
+    def _state(self) -> Message:
+        return {
+            "op": "state",
+            "generation": self._generation,
+            "guardrails": [
+                {"spec": r.spec, "version": r.version} for r in self._registered.values()
+            ],
+        }
+
+    async def _handle(
+        self, worker: _Worker, writer: asyncio.StreamWriter, message: Message
+    ) -> None:
+        op = message["op"]
+        if op == "applied":
+            ack = worker.acks.pop(message["seq"], None)
+            if ack is not None and not ack.done():
+                ack.set_result(None)
+        elif op in ("register", "delete"):
+            # Changes from one worker are applied one at a time, in order.
+            asyncio.create_task(self._change(writer, message))
+
+    async def _change(self, origin: asyncio.StreamWriter, message: Message) -> None:
+        async with self._lock:
+            reply = self._commit(message)
+            if "error" not in reply and not reply.get("missing"):
+                await self._broadcast(reply)
+        reply["op"], reply["id"] = "result", message["id"]
+        await send(origin, reply)
+
+    def _commit(self, message: Message) -> Message:
+        name = message.get("name")
+        if message["op"] == "register":
+            spec = decode_spec(message["spec"], 0)
+            name = spec.name
+            previous = self._registered.get(name)
+            version = previous.version + 1 if previous else 1
+            self._generation += 1
+            self._registered[name] = _Registered(version, message["spec"])
+            return {"kind": "put", "name": name, "spec": message["spec"],
+                    "version": version, "generation": self._generation}
+        if name not in self._registered:
+            return {"missing": True}
+        del self._registered[name]
+        self._generation += 1
+        return {"kind": "delete", "name": name, "generation": self._generation}
+
+    async def _broadcast(self, change: Message) -> None:
+        self._seq += 1
+        apply = {"op": "apply", "seq": self._seq, **change}
+        loop = asyncio.get_running_loop()
+        waiting = []
+        for worker in self._workers.values():
+            if worker.writer is None or worker.process.exitcode is not None:
+                continue  # not joined yet: it will receive the state when it does
+            ack: asyncio.Future[None] = loop.create_future()
+            worker.acks[self._seq] = ack
+            await send(worker.writer, apply)
+            waiting.append((worker, ack))
+        for worker, ack in waiting:
+            try:
+                await asyncio.wait_for(ack, APPLY_TIMEOUT_S)
+            except TimeoutError:
+                # A worker that cannot keep up is replaced; it restarts from the state.
+                log.error("worker did not apply a change; killing it", slot=worker.slot)
+                worker.process.kill()
