@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from google.protobuf import duration_pb2
+from google.protobuf import duration_pb2, json_format
 from guardrail.v1 import guardrail_pb2 as pb
 
 from service.api.call_context import current_call
@@ -30,7 +31,7 @@ from service.errors import (
     ResourceExhaustedError,
 )
 from service.registry import Registry, Snapshot
-from service.types import Action, Decision, Direction, Segment
+from service.types import Action, Decision, Direction, Finding, Segment
 
 __all__ = ["Checker", "build_default_checker", "resolve_direction", "select_guardrails"]
 
@@ -69,6 +70,15 @@ def select_guardrails(
     return Selection(
         [g for g in named if g.spec.applies_to(direction)],
         [g for g in named if not g.spec.applies_to(direction)],
+    )
+
+
+def _masked_json(
+    payload: pb.Payload, segments: list[Segment], findings: Sequence[Finding]
+) -> Callable[[], str]:
+    """The masked payload as JSON, built later and only if SpendLogs stores content."""
+    return lambda: json_format.MessageToJson(
+        masked_payload(payload, segments, findings, mask_text), indent=None
     )
 
 
@@ -119,6 +129,8 @@ class Checker:
             record.findings = result.findings
             record.applied_guardrails = selection.names
             record.scan_ns = scan_ns
+            findings = result.findings
+            record.masked_content = _masked_json(request.payload, segments, findings)
         return response
 
     def _segments(self, payload: pb.Payload) -> list[Segment]:

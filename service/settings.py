@@ -31,13 +31,29 @@ class Settings(BaseSettings):
     port: int = Field(50051, ge=0, le=65535)  # gRPC port; 0 picks a free one
     metrics_port: int = Field(9464, ge=0, le=65535)  # Prometheus /metrics; 0 picks one
     metrics_enabled: bool = True  # serve /metrics at all
-    workers: int = Field(1, ge=1, le=1)  # server processes (see README: 1 for now)
+    # registered guardrail names that become metric labels; the rest count as 'other'
+    metrics_max_guardrails: int = Field(64, ge=1, le=1000)
+    # server processes sharing the port; default: one per CPU
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
+
+    # -- gateway integrations (service/integrations)
+    http_port: int = Field(0, ge=0, le=65535)  # LiteLLM Generic Guardrail API over HTTP; 0: off
+    envoy_message_timeout_ms: int = Field(200, ge=1)  # Envoy ext_proc message_timeout we answer within
+    envoy_failure_mode_allow: bool = False  # our own scan failure: pass unchanged (true) or 503
 
     # -- records
     database_url: SecretStr = SecretStr("sqlite:///guardrail.db")  # sqlite:///path or postgresql://...
     spend_log_queue_size: int = Field(10_000, ge=1)  # rows waiting to be written
     spend_log_batch_size: int = Field(500, ge=1)  # rows per insert
     spend_log_flush_interval_s: float = Field(0.2, gt=0)  # longest wait before a batch goes
+    spend_log_batch_max_bytes: int = Field(4 * 1024 * 1024, ge=1024)  # text per insert
+    spend_log_write_timeout_s: float = Field(5.0, gt=0)  # a slower write counts as an outage
+    # outage journal directory; None: beside the SQLite file, else ./guardrail-journal
+    spend_log_journal_path: Path | None = None
+    spend_log_journal_max_bytes: int = Field(1024**3, ge=64 * 1024)  # past it rows drop
+    # rows older than this are deleted (PostgreSQL: whole daily partitions); 0 keeps all
+    spend_log_retention_days: int = Field(30, ge=0)
+    spend_log_store_content: bool = False  # masked payload into messages/response
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"  # auto: console on a tty
     environment: str = ""  # reported as dd.env
@@ -46,7 +62,7 @@ class Settings(BaseSettings):
     # -- engine and limits
     stream_holdback_chars: int = Field(256, ge=16, le=65_536)  # text CheckStream holds back
     max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024)  # gRPC receive limit
-    max_text_chars: int = Field(1_000_000, ge=1)  # per scanned string
+    max_text_chars: int = Field(4 * 1024 * 1024, ge=1)  # per scanned string
     offload_chars: int = Field(64 * 1024, ge=1)  # larger payloads scan in a thread
     config_path: Path | None = None  # optional YAML/JSON file with extra guardrails
 

@@ -7,7 +7,7 @@ policy and the records work with these plain, frozen values only.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -116,6 +116,7 @@ class RuleSpec:
     mask_label: str = ""
     weight: float = 1.0
     ignore_case: bool = False
+    match_on: str = "normalized"
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,9 +189,13 @@ class CallRecord:
     registry_generation: int = 0
     scan_ns: int = 0
     chunk_count: int = 0
-    stream_end: str = ""  # completed, blocked, cancelled, deadline
+    stream_bytes: int = 0  # UTF-8 bytes of text and tool arguments streamed in
+    stream_end: str = ""  # completed, blocked, cancelled, deadline, error
     end_time: float = 0.0
     duration_ns: int = 0
+    # The payload with every finding masked, as JSON; built only when the
+    # operator stores content (GUARDRAIL_SPEND_LOG_STORE_CONTENT).
+    masked_content: Callable[[], str] | None = None
 
 
 class SpendLogSink(Protocol):

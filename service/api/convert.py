@@ -146,6 +146,7 @@ def _rule_to_pb(rule: RuleSpec) -> pb.Rule:
         mask_label=rule.mask_label,
         weight=rule.weight,
         ignore_case=rule.ignore_case,
+        match_on=rule.match_on,
     )
 
 
@@ -194,6 +195,7 @@ def _rule_to_mapping(rule: pb.Rule) -> dict[str, object]:
         "mask_label": rule.mask_label,
         "weight": rule.weight,
         "ignore_case": rule.ignore_case,
+        "match_on": rule.match_on,
     }
     data.update({k: v for k, v in optional.items() if v})
     return data
