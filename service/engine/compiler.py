@@ -10,6 +10,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from service.engine.context import ContextCheck, context_check
 from service.engine.normalize import TextView, normalized_view, raw_view
 from service.engine.regex import PatternError, Regex, compile_regex, keywords_pattern
 from service.engine.validators import VALIDATORS, Validator
@@ -23,9 +24,8 @@ MAX_SAMPLE_LENGTH = 16_384
 # Findings per rule per segment: enough to mask a long document, bounded so a
 # text of ten thousand e-mail addresses cannot make one scan unbounded work.
 MAX_FINDINGS_PER_RULE = 1_000
-# TODO(engine): replace with a `match_on: raw` rule field once RuleSpec has one;
-# until then these categories see the text as sent (invisibles included).
-RAW_CATEGORIES = frozenset({"unicode_smuggling"})
+# The views a rule can match on (``RuleSpec.match_on``); see ``normalize``.
+MATCH_ON = frozenset({"normalized", "raw"})
 _NAME_FIRST = frozenset("abcdefghijklmnopqrstuvwxyz")
 _NAME_REST = _NAME_FIRST | frozenset("0123456789_-")
 
@@ -41,6 +41,7 @@ class CompiledRule:
     validator: Validator | None
     on_raw: bool
     mask_label: str
+    context: ContextCheck | None = None
 
     @property
     def id(self) -> str:
@@ -59,9 +60,12 @@ class CompiledRule:
 
     def matches(self, view: TextView) -> Iterator[tuple[int, int, str]]:
         """Validated byte spans of this rule in ``view``, with the matched text."""
+        context = self.context
         for start, end in self.regex.spans(view.data, MAX_FINDINGS_PER_RULE):
             matched = view.decode(start, end)
-            if self.validator is None or self.validator(matched):
+            if self.validator is not None and not self.validator(matched):
+                continue
+            if context is None or context.keeps(view.data, start):
                 yield start, end, matched
 
 
@@ -154,6 +158,11 @@ def _check_rule_fields(rule: RuleSpec, field: str, problems: _Problems) -> None:
             f"{field}.validator",
             f"unknown validator {rule.validator!r}; supported: {supported}",
         )
+    if rule.match_on not in MATCH_ON:
+        problems.add(
+            f"{field}.match_on",
+            f"must be one of normalized, raw, got {rule.match_on!r}",
+        )
     if not rule.must_match:
         problems.add(f"{field}.must_match", "every rule needs at least one sample")
     for index, literal in enumerate(rule.prefilter):
@@ -211,8 +220,9 @@ def _compile_rule(
         regex=regex,
         prefilter=tuple(rule.prefilter),
         validator=VALIDATORS[rule.validator] if rule.validator else None,
-        on_raw=rule.category in RAW_CATEGORIES,
+        on_raw=rule.match_on == "raw",
         mask_label=rule.mask_label or f"[{rule.category.upper()}]",
+        context=context_check(rule.validator) if rule.validator else None,
     )
 
 

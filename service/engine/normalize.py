@@ -1,19 +1,38 @@
 """Text views for matching, with offsets that map back to the original text.
 
 Patterns run on UTF-8 bytes. A *normalised* view folds compatibility forms
-(NFKC, one character at a time so each output character knows its source)
-and drops invisible characters, so "ｉｇｎｏｒｅ" or "ig\u200bnore" read as
-"ignore". A *raw* view keeps the text as sent, for rules that look for the
-invisible characters themselves. Pure ASCII text needs neither: both views are
-the text itself, and no per-character work is done.
+(NFKC, character by character), folds look-alike letters inside mixed-script
+words (``confusables``) and drops invisible characters, so "ｉｇｎｏｒｅ",
+"іgnоrе" (Cyrillic) or "ig\u200bnore" read as "ignore". A *raw* view keeps the text as sent, for
+rules that look for the invisible characters themselves. Pure ASCII text
+needs neither: both views are the text itself, and no per-character work is
+done.
+
+Speed: folding is one ``str.translate`` over a table precomputed for every
+code point below U+20000 (built once, on the first non-ASCII text), so it runs
+at C speed. The map from view offsets back to the caller's characters is
+built only when a rule hits, from the characters whose fold is not exactly
+one character long.
 """
 
 from __future__ import annotations
 
+import functools
 import unicodedata
-from itertools import chain
+from bisect import bisect_right, insort
+from itertools import chain, repeat
 
-__all__ = ["INVISIBLE_CODEPOINTS", "TextView", "normalized_view", "raw_view"]
+from service.engine.confusables import fold_mixed_script_words
+from service.engine.regex import Regex, compile_internal
+
+__all__ = [
+    "INVISIBLE_CODEPOINTS",
+    "TextView",
+    "fold_char",
+    "normalize_text",
+    "normalized_view",
+    "raw_view",
+]
 
 # Dropped for matching: zero-width and joiner characters, bidi controls and
 # isolates, invisible operators, BOM, tag characters and variation selectors.
@@ -29,67 +48,143 @@ INVISIBLE_CODEPOINTS: frozenset[int] = frozenset(
         range(0xE0100, 0xE01F0),
     )
 )
-_INVISIBLE = frozenset(chr(cp) for cp in INVISIBLE_CODEPOINTS)
-
-# Folding is per character and texts repeat characters a lot; the cap keeps an
-# adversary sending every code point from growing the cache without bound.
-_FOLD_CACHE: dict[str, str] = {}
-_FOLD_CACHE_LIMIT = 1 << 16
-
-
-def _fold(char: str) -> str:
-    folded = _FOLD_CACHE.get(char)
-    if folded is None:
-        folded = unicodedata.normalize("NFKC", char)
-        if len(_FOLD_CACHE) < _FOLD_CACHE_LIMIT:
-            _FOLD_CACHE[char] = folded
-    return folded
+# The fold table covers the BMP and the SMP (letters, symbols, emoji,
+# mathematical alphanumerics); above it only these few ranges change.
+_TABLE_SIZE = 0x20000
+_HIGH_RANGES = (
+    range(0x2F800, 0x2FA20),
+    range(0xE0000, 0xE0080),
+    range(0xE0100, 0xE01F0),
+)
+# UTF-8 lead bytes of those ranges: a cheap "is any of them here?" test.
+_HIGH_MARKERS = (b"\xf0\xaf", b"\xf3\xa0")
+_MAX_CHECKPOINTS = 256
+_Table = list[int | str | None]
 
 
-def _utf8_width(char: str) -> int:
-    cp = ord(char)
-    if cp < 0x80:
-        return 1
-    if cp < 0x800:
-        return 2
-    return 3 if cp < 0x10000 else 4
+def fold_char(char: str) -> str:
+    """What one character becomes in the normalised view ("" when dropped).
+
+    Look-alike folding is left out: it depends on the word around the
+    character, not on the character alone.
+    """
+    if ord(char) in INVISIBLE_CODEPOINTS:
+        return ""
+    return unicodedata.normalize("NFKC", char)
+
+
+@functools.cache
+def _tables() -> tuple[_Table, dict[int, str | None]]:
+    # Identity entries are ints (translate keeps the character); changed
+    # entries the folded string, None when the character is dropped. About
+    # 0.2 s and 5 MB once per process.
+    fold: _Table = list(range(_TABLE_SIZE))
+    for code in range(0x80, _TABLE_SIZE):
+        char = chr(code)
+        folded = fold_char(char)
+        if folded != char:
+            fold[code] = folded or None
+    high: dict[int, str | None] = {}
+    for code in chain.from_iterable(_HIGH_RANGES):
+        folded = fold_char(chr(code))
+        if folded != chr(code):
+            high[code] = folded or None
+
+    return fold, high
+
+
+def _width(code: int) -> int:
+    """How many characters one code point becomes in the normalised view."""
+    fold, high = _tables()
+    entry = fold[code] if code < _TABLE_SIZE else high.get(code, code)
+    if entry is None:
+        return 0
+    return 1 if isinstance(entry, int) else len(entry)
+
+
+@functools.cache
+def _uneven() -> Regex:
+    """One character whose fold is not exactly one character long."""
+    codes = sorted(
+        code
+        for code in chain(range(0x80, _TABLE_SIZE), *_HIGH_RANGES)
+        if _width(code) != 1
+    )
+    ranges: list[list[int]] = []
+    for code in codes:
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    body = "".join(
+        f"\\x{{{low:X}}}" if low == high else f"\\x{{{low:X}}}-\\x{{{high:X}}}"
+        for low, high in ranges
+    )
+    return compile_internal(f"[{body}]")
+
+
+def normalize_text(text: str) -> str:
+    """The normalised form of ``text`` (what the normalised view matches on)."""
+    if text.isascii():
+        return text
+    fold, high = _tables()
+    folded = text.translate(fold)
+    if any(marker in text.encode("utf-8", "surrogatepass") for marker in _HIGH_MARKERS):
+        folded = folded.translate(high)
+    return fold_mixed_script_words(folded)
 
 
 class TextView:
     """A text as matched: its UTF-8 bytes and the way back to the original."""
 
-    __slots__ = ("_byte_to_char", "_to_original", "data", "is_ascii", "text")
+    __slots__ = (
+        "_byte_marks",
+        "_char_marks",
+        "_source",
+        "_to_original",
+        "data",
+        "is_ascii",
+        "text",
+    )
 
-    def __init__(
-        self, text: str, to_original: list[int] | None, *, is_ascii: bool
-    ) -> None:
+    def __init__(self, text: str, source: str | None, *, is_ascii: bool) -> None:
         self.text = text
         self.is_ascii = is_ascii
-        self.data = text.encode("ascii" if is_ascii else "utf-8")
-        # Per character of ``text`` (plus an end sentinel): index in the
-        # original text; None when the two are the same text.
-        self._to_original = to_original
-        self._byte_to_char: list[int] | None = None
+        self.data = text.encode("ascii") if is_ascii else _utf8(text)
+        # The original text when this view differs from it (offsets then go
+        # through ``_to_original``, built on the first hit); None otherwise.
+        self._source = source
+        self._to_original: list[int] | None = None
+        self._byte_marks: list[int] = [0]
+        self._char_marks: list[int] = [0]
 
     def _char_index(self, offset: int) -> int:
+        # Checkpoints make a run of lookups cost the distance between them,
+        # not the length of the text; decoding a slice runs at C speed.
         if self.is_ascii:
             return offset
-        table = self._byte_to_char
-        if table is None:  # built on the first hit only; clean texts skip it
-            table = []
-            for index, char in enumerate(self.text):
-                table.extend([index] * _utf8_width(char))
-            table.append(len(self.text))
-            self._byte_to_char = table
-        return table[offset]
+        marks = self._byte_marks
+        position = bisect_right(marks, offset) - 1
+        start, index = marks[position], self._char_marks[position]
+        index += len(self.data[start:offset].decode("utf-8", "surrogatepass"))
+        if offset != start and len(marks) < _MAX_CHECKPOINTS:
+            insort(marks, offset)
+            self._char_marks.insert(position + 1, index)
+        return index
+
+    def _mapping(self, source: str) -> list[int]:
+        mapping = self._to_original
+        if mapping is None:
+            mapping = self._to_original = _offset_map(source)
+        return mapping
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
         """Map a byte span of ``data`` to code points of the original text."""
         first = self._char_index(start)
         last = self._char_index(end)
-        mapping = self._to_original
-        if mapping is None:
+        if self._source is None:
             return first, last
+        mapping = self._mapping(self._source)
         if last <= first:
             return mapping[first], mapping[first]
 
@@ -102,33 +197,43 @@ class TextView:
         return self.data[start:end].decode("utf-8", "replace")
 
 
+def _utf8(text: str) -> bytes:
+    # Lone surrogates cannot come through gRPC, but the library API takes any
+    # str; they pass through as (invalid) bytes that no pattern matches.
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _offset_map(source: str) -> list[int]:
+    """Per character of the normalised text (plus an end sentinel): its source index.
+
+    Only characters that fold to zero or several characters break the 1:1
+    correspondence; RE2 finds them, the runs between them are ``range``s.
+    """
+    data = _utf8(source)
+    mapping: list[int] = []
+    previous = 0  # source index after the last uneven character
+    done = 0  # byte offset matching ``previous``
+    for start, end in _uneven().spans(data, len(data)):
+        index = previous + len(data[done:start].decode("utf-8", "surrogatepass"))
+        mapping.extend(range(previous, index))
+        mapping.extend(repeat(index, _width(ord(source[index]))))
+        previous, done = index + 1, end
+    mapping.extend(range(previous, len(source) + 1))
+
+    return mapping
+
+
 def raw_view(text: str) -> TextView:
     """The text exactly as sent."""
     return TextView(text, None, is_ascii=text.isascii())
 
 
 def normalized_view(text: str) -> TextView:
-    """NFKC per character, invisibles dropped; ASCII returns the text as is."""
+    """NFKC per character, look-alikes folded, invisibles dropped; ASCII as is."""
     if text.isascii():
         return TextView(text, None, is_ascii=True)
-    # Most real non-ASCII text (accents, CJK, emoji) is already NFKC and has
-    # no invisibles: both checks run in C, and the per-character loop is skipped.
-    if _INVISIBLE.isdisjoint(text) and unicodedata.is_normalized("NFKC", text):
+    folded = normalize_text(text)
+    if folded == text:
         return TextView(text, None, is_ascii=False)
 
-    parts: list[str] = []
-    to_original: list[int] = []
-    for index, char in enumerate(text):
-        if char < "\x80":
-            parts.append(char)
-            to_original.append(index)
-            continue
-        if char in _INVISIBLE:
-            continue
-        folded = _fold(char)
-        parts.append(folded)
-        to_original.extend([index] * len(folded))
-    to_original.append(len(text))
-    normalized = "".join(parts)
-
-    return TextView(normalized, to_original, is_ascii=normalized.isascii())
+    return TextView(folded, text, is_ascii=folded.isascii())

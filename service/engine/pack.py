@@ -33,7 +33,7 @@ _RULE_KEYS = frozenset(
     {
         "id", "category", "severity", "pattern", "keywords",
         "keywords_match_substrings", "prefilter", "validator", "must_match",
-        "must_not_match", "mask_label", "weight", "ignore_case",
+        "must_not_match", "mask_label", "weight", "ignore_case", "match_on",
     }
 )  # fmt: skip
 
@@ -156,6 +156,7 @@ def _rule(data: object, index: int, problems: list[FieldViolation]) -> RuleSpec 
         mask_label=read.text("mask_label"),
         weight=read.number("weight", 1.0),
         ignore_case=read.flag("ignore_case"),
+        match_on=read.text("match_on", "normalized") or "normalized",
     )
 
 

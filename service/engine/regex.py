@@ -17,6 +17,7 @@ __all__ = [
     "PatternError",
     "Regex",
     "RegexSet",
+    "compile_internal",
     "compile_regex",
     "escape_literal",
     "keywords_pattern",
@@ -118,6 +119,11 @@ def compile_regex(pattern: str, *, ignore_case: bool = False) -> Regex:
         )
 
     return Regex(source, compiled)
+
+
+def compile_internal(pattern: str, *, max_mem: int = _SET_MAX_MEM) -> Regex:
+    """Compile one of the engine's own patterns: no caller limits, bugs raise."""
+    return Regex(pattern, re2.compile(pattern, _options(max_mem)))
 
 
 def escape_literal(literal: str) -> str:

@@ -5,13 +5,19 @@ prefilter literal and every ungated pattern -> exact spans only for the rules
 that the pass nominates -> validators -> offsets mapped to the original text.
 Rules with a prefilter stay out of the Set: their (often counted, costly)
 patterns run alone, and only when one of their literals occurs.
+
+The same Set holds the gates of the encodings ``decode`` knows; when one
+hits, the encoded runs are decoded and the decoded text is scanned like a
+segment of its own (two levels deep at most), its findings marked
+``decoded`` and placed on the encoded run of the original text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from service.engine import decode
 from service.engine.compiler import CompiledGuardrail, CompiledRule
 from service.engine.normalize import TextView, normalized_view, raw_view
 from service.engine.redact import redacted_preview
@@ -57,9 +63,11 @@ class _Pass:
     gated rule with a costly pattern is nominated by a literal alone.
     """
 
-    __slots__ = ("_literal_only", "_needs_literal", "_nominees", "_set")
+    __slots__ = ("_gates", "_literal_only", "_needs_literal", "_nominees", "_set")
 
-    def __init__(self, rules: Sequence[tuple[int, CompiledRule]]) -> None:
+    def __init__(
+        self, rules: Sequence[tuple[int, CompiledRule]], *, gates: bool = False
+    ) -> None:
         sources: list[str] = []
         nominees: list[tuple[bool, tuple[int, ...]]] = []
         gated: dict[str, list[int]] = {}
@@ -79,24 +87,35 @@ class _Pass:
         for literal, indices in gated.items():
             sources.append("(?i:" + escape_literal(literal) + ")")
             nominees.append((True, tuple(indices)))
+        # Set index -> encoding kind, for the gate patterns at the end.
+        self._gates = {len(sources) + i: kind for i, kind in enumerate(decode.GATES)}
+        if gates:
+            sources.extend(decode.GATES.values())
+        else:
+            self._gates = {}
         self._set = RegexSet(sources) if sources else None
         self._nominees = tuple(nominees)
         self._needs_literal = frozenset(needs_literal)
         self._literal_only = frozenset(literal_only)
 
-    def candidates(self, data: bytes) -> set[int]:
-        """Rule indices worth an exact search in ``data``."""
+    def candidates(self, data: bytes) -> tuple[set[int], set[str]]:
+        """Rule indices worth an exact search in ``data``, and the encodings seen."""
         if self._set is None:
-            return set()
+            return set(), set()
         by_pattern: set[int] = set()
         by_literal: set[int] = set()
+        kinds: set[str] = set()
         for hit in self._set.match(data):
+            kind = self._gates.get(hit)
+            if kind is not None:
+                kinds.add(kind)
+                continue
             is_literal, indices = self._nominees[hit]
             (by_literal if is_literal else by_pattern).update(indices)
         needs_literal = self._needs_literal
         chosen = {i for i in by_pattern if i not in needs_literal or i in by_literal}
 
-        return chosen | (by_literal & self._literal_only)
+        return chosen | (by_literal & self._literal_only), kinds
 
 
 @dataclass(slots=True)
@@ -106,6 +125,28 @@ class _Hit:
     end: int
     rule: int
     preview: str
+    decoded: bool = False
+
+
+@dataclass(slots=True)
+class _Scope:
+    """Where hits of one scanned text go, and how they are placed.
+
+    ``anchor`` is the encoded run (in the original segment) that this text
+    was decoded from; None for the segment itself.
+    """
+
+    number: int
+    wanted: Collection[str]
+    hits: list[_Hit]
+    budget: decode.Budget
+    depth: int = 0
+    anchor: tuple[int, int] | None = None
+
+    def inner(self, anchor: tuple[int, int]) -> _Scope:
+        return _Scope(
+            self.number, self.wanted, self.hits, self.budget, self.depth + 1, anchor
+        )
 
 
 class Scanner:
@@ -121,8 +162,10 @@ class Scanner:
         self._rules = tuple(rule for g in guardrails for rule in g.rules)
         indexed = list(enumerate(self._rules))
         # ASCII text looks the same raw and normalised: one pass over all.
-        self._ascii = _Pass(indexed)
-        self._normalized = _Pass([(i, r) for i, r in indexed if not r.on_raw])
+        self._ascii = _Pass(indexed, gates=True)
+        self._normalized = _Pass(
+            [(i, r) for i, r in indexed if not r.on_raw], gates=True
+        )
         self._raw = _Pass([(i, r) for i, r in indexed if r.on_raw])
 
     @property
@@ -141,31 +184,53 @@ class Scanner:
     def _scan_segment(
         self, number: int, text: str, wanted: Collection[str], hits: list[_Hit]
     ) -> None:
-        if not text:
-            return
+        if text:
+            self._scan_text(text, _Scope(number, wanted, hits, decode.Budget()))
+
+    def _scan_text(self, text: str, scope: _Scope) -> None:
+        budget = scope.budget
         if text.isascii():
             view = raw_view(text)
-            self._run(self._ascii, view, number, wanted, hits)
+            kinds = self._run(self._ascii, view, scope)
+            encoded = decode.encoded_segments(view.data, kinds, budget)
+            self._scan_decoded(view, encoded, scope)
             return
-        self._run(self._normalized, normalized_view(text), number, wanted, hits)
-        self._run(self._raw, raw_view(text), number, wanted, hits)
 
-    def _run(
-        self,
-        scan_pass: _Pass,
-        view: TextView,
-        number: int,
-        wanted: Collection[str],
-        hits: list[_Hit],
+        view = normalized_view(text)
+        kinds = self._run(self._normalized, view, scope)
+        raw = raw_view(text)
+        self._run(self._raw, raw, scope)
+        encoded = decode.encoded_segments(view.data, kinds, budget)
+        self._scan_decoded(view, encoded, scope)
+        self._scan_decoded(raw, decode.tag_segments(raw.data, budget), scope)
+
+    def _scan_decoded(
+        self, view: TextView, pieces: Iterator[decode.Encoded], scope: _Scope
     ) -> None:
-        candidates = scan_pass.candidates(view.data)
+        if scope.depth >= decode.MAX_DEPTH:
+            return
+        for piece in pieces:
+            anchor = scope.anchor or view.original_span(piece.start, piece.end)
+            self._scan_text(piece.text, scope.inner(anchor))
+
+    def _run(self, scan_pass: _Pass, view: TextView, scope: _Scope) -> set[str]:
+        candidates, kinds = scan_pass.candidates(view.data)
         for index in sorted(candidates):
             rule = self._rules[index]
-            if rule.guardrail not in wanted:
+            if rule.guardrail not in scope.wanted:
                 continue
             for start, end, matched in rule.matches(view):
-                first, last = view.original_span(start, end)
-                hits.append(_Hit(number, first, last, index, redacted_preview(matched)))
+                if scope.anchor is None:
+                    first, last = view.original_span(start, end)
+                else:
+                    first, last = scope.anchor
+                preview = redacted_preview(matched)
+                decoded = scope.anchor is not None
+                scope.hits.append(
+                    _Hit(scope.number, first, last, index, preview, decoded)
+                )
+
+        return kinds
 
     def _result(
         self, segments: Sequence[Segment], wanted: Collection[str], hits: list[_Hit]
@@ -183,10 +248,10 @@ class Scanner:
             result.scores[name] = score
             if hit_rules and score >= guardrail.spec.score_threshold:
                 result.matched.add(name)
-        hits.sort(key=lambda hit: (hit.segment, hit.start, hit.rule))
+        hits.sort(key=lambda hit: (hit.segment, hit.start, hit.rule, hit.decoded))
         result.findings = [
             self._finding(hit, segments[hit.segment])
-            for hit in hits
+            for hit in _unique(hits)
             if self._rules[hit.rule].guardrail in result.matched
         ]
 
@@ -206,5 +271,16 @@ class Scanner:
             end=hit.end,
             json_pointer=segment.json_pointer,
             redacted_preview=hit.preview,
+            decoded=hit.decoded,
             mask_label=rule.mask_label,
         )
+
+
+def _unique(hits: list[_Hit]) -> Iterator[_Hit]:
+    """Sorted hits without repeats: one decoded run can yield a match many times."""
+    seen: set[tuple[int, int, int, int, bool]] = set()
+    for hit in hits:
+        key = (hit.segment, hit.start, hit.end, hit.rule, hit.decoded)
+        if key not in seen:
+            seen.add(key)
+            yield hit

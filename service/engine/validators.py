@@ -11,24 +11,35 @@ import base64
 import binascii
 import ipaddress
 import math
+import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
+
+from service.engine.phones import is_phone_number
 
 __all__ = [
     "SUPPORTED_VALIDATORS",
     "VALIDATORS",
     "Validator",
+    "is_basic_auth_credential",
+    "is_crc32_base62_token",
+    "is_generic_secret",
     "is_iban_valid",
     "is_ipv4_valid",
     "is_ipv6_valid",
     "is_jwt_like",
     "is_luhn_valid",
     "is_not_placeholder",
+    "is_payment_card",
+    "is_password_value",
+    "is_phone_number",
     "is_phone_plausible",
     "is_secret_like",
     "is_smuggled_tag_run",
     "is_ssn_valid",
+    "is_token_not_placeholder",
+    "is_unverified_crc32_token",
 ]
 
 Validator = Callable[[str], bool]
@@ -91,6 +102,45 @@ def is_luhn_valid(text: str) -> bool:
         total += value
 
     return total % 10 == 0
+
+
+# Issuer prefixes (IIN ranges, as published by the networks) and the card
+# lengths each issues: (lowest prefix, highest prefix, lengths).
+_CARD_ISSUERS: tuple[tuple[int, int, frozenset[int]], ...] = (
+    (4, 4, frozenset({13, 16, 19})),  # Visa
+    (51, 55, frozenset({16})),  # Mastercard
+    (2221, 2720, frozenset({16})),  # Mastercard 2-series
+    (34, 34, frozenset({15})),  # American Express
+    (37, 37, frozenset({15})),
+    (6011, 6011, frozenset(range(16, 20))),  # Discover
+    (644, 649, frozenset(range(16, 20))),
+    (65, 65, frozenset(range(16, 20))),
+    (3528, 3589, frozenset(range(16, 20))),  # JCB
+    (1800, 1800, frozenset({15})),  # JCB, 15-digit legacy
+    (2131, 2131, frozenset({15})),
+    (300, 305, frozenset(range(14, 20))),  # Diners Club
+    (36, 36, frozenset(range(14, 20))),
+    (38, 39, frozenset(range(14, 20))),
+    (62, 62, frozenset(range(16, 20))),  # UnionPay
+    (81, 81, frozenset(range(16, 20))),
+    (50, 50, frozenset(range(12, 20))),  # Maestro
+    (56, 69, frozenset(range(12, 20))),
+)
+
+
+def _issued(digits: str) -> bool:
+    for low, high, lengths in _CARD_ISSUERS:
+        width = len(str(low))
+        if low <= int(digits[:width]) <= high and len(digits) in lengths:
+            return True
+    return False
+
+
+def is_payment_card(text: str) -> bool:
+    """A card number: Luhn-valid, with a known issuer prefix and that issuer's length."""
+    digits = _digits(text)
+
+    return is_luhn_valid(digits) and _issued(digits)
 
 
 def is_iban_valid(text: str) -> bool:
@@ -230,6 +280,164 @@ def is_smuggled_tag_run(text: str) -> bool:
     return not (2 <= len(letters) <= 7 and all(c in _FLAG_TAGS for c in letters))
 
 
+# -- secrets: checksums and placeholder checks for credential formats --------
+
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_CRC32_TOKEN_BODY = 30  # random part; then 6 base-62 digits of its CRC32
+_TOKEN_MARKERS = (
+    "example", "xxxx", "****", "....", "<", ">", "${", "{{", "your",
+    "placeholder", "redacted", "dummy", "changeme",
+)  # fmt: skip
+_SEQUENCES = ("0123456789", "abcdefghijklmnopqrstuvwxyz")
+_PASSWORD_WORDS = frozenset(
+    {
+        "password", "passwd", "pass", "pwd", "passphrase", "changeme",
+        "changeit", "placeholder", "example", "sample", "dummy", "redacted",
+        "hidden", "removed", "none", "null", "nil", "undefined", "empty",
+        "true", "false", "yes", "no", "required", "optional", "string", "str",
+        "text", "char", "varchar", "int", "integer", "bool", "boolean", "any",
+        "object", "value", "input", "field", "type", "default", "mypassword",
+        "yourpassword", "tbd", "todo", "fixme", "unknown", "n/a", "secret_here",
+        "guest",
+    }
+)  # fmt: skip
+_PASSWORD_MARKERS = (
+    "<", ">", "${", "{{", "}}", "%(", "$(", "xxx", "***", "...", "your",
+    "example", "placeholder", "changeme", "redacted", "process.env",
+    "os.environ", "getenv", "password", "passwd",
+)  # fmt: skip
+# First characters of variable references and paths, not literal values:
+# $VAR, %VAR%, #{interp} or #anchor, /path, &ref, .attr (string concatenation).
+_REFERENCE_STARTS = ("$", "%", "#", "/", "&", "\\", ".")
+
+
+def _longest_run(text: str) -> int:
+    longest = run = 0
+    previous = ""
+    for char in text:
+        run = run + 1 if char == previous else 1
+        longest = max(longest, run)
+        previous = char
+    return longest
+
+
+def _has_sequence(lowered: str, length: int = 8) -> bool:
+    return any(
+        sequence[start : start + length] in lowered
+        for sequence in _SEQUENCES
+        for start in range(len(sequence) - length + 1)
+    )
+
+
+def is_token_not_placeholder(text: str) -> bool:
+    """A provider token that is not ``xxxx``, ``EXAMPLE``, ``aaaa...`` or a run.
+
+    Random tokens never hold six equal characters in a row, eight ascending
+    ones, or only a handful of distinct characters; documentation values do.
+    """
+    value = text.strip().strip("'\"`")
+    lowered = value.lower()
+    if any(marker in lowered for marker in _TOKEN_MARKERS):
+        return False
+    if _longest_run(value) >= 6 or _has_sequence(lowered):
+        return False
+
+    return len(set(value)) >= min(8, len(value) // 3)
+
+
+def _crc32_base62(data: str) -> str:
+    number = zlib.crc32(data.encode("ascii", "replace"))
+    digits = ""
+    while number:
+        number, remainder = divmod(number, 62)
+        digits = _BASE62[remainder] + digits
+    return digits.rjust(6, "0")
+
+
+def is_crc32_base62_token(text: str) -> bool:
+    """GitHub-style token: 30 random base-62 characters, then 6 of their CRC32.
+
+    GitHub's ``ghp_``/``gho_``/``ghu_``/``ghs_``/``ghr_`` tokens and npm's
+    ``npm_`` tokens share this layout; the prefix is not part of the sum.
+    """
+    body = text.strip().rsplit("_", 1)[-1]
+    if len(body) != _CRC32_TOKEN_BODY + 6 or not body.isascii() or not body.isalnum():
+        return False
+
+    return _crc32_base62(body[:_CRC32_TOKEN_BODY]) == body[_CRC32_TOKEN_BODY:]
+
+
+def is_unverified_crc32_token(text: str) -> bool:
+    """A token of the GitHub/npm shape whose checksum does not verify, yet looks
+    random: reported by its own rule so a finding says whether it verified."""
+    if is_crc32_base62_token(text):
+        return False
+    body = text.strip().rsplit("_", 1)[-1]
+
+    return is_token_not_placeholder(body) and _char_classes(body) >= 2
+
+
+def _is_reference(value: str) -> bool:
+    """``env.DB_PASS``, ``DB_PASSWORD``, ``get_pw()``: code naming a value."""
+    if value.startswith(_REFERENCE_STARTS) or "://" in value or "(" in value:
+        return True
+    # ``config.db.pass`` is attribute access; a digit in a part means a token
+    # such as a JWT (``eyJ0eXAi...``), whose parts are identifiers too.
+    parts = value.split(".")
+    if len(parts) > 1 and all(part.replace("_", "").isalpha() for part in parts):
+        return True
+
+    return "_" in value and value.isupper() and value.replace("_", "").isalnum()
+
+
+def is_password_value(text: str) -> bool:
+    """A literal password: not a placeholder, a type name or a variable.
+
+    Human-chosen passwords are short and low in entropy, so unlike ``entropy``
+    this accepts ``Summer2024!``; it rejects what configs and docs put there
+    instead (``changeme``, ``<password>``, ``${DB_PASS}``, ``env.PASSWORD``).
+    """
+    value = text.strip().strip("'\"`").strip()
+    lowered = value.lower()
+    if len(value) < 4 or lowered in _PASSWORD_WORDS or len(set(value)) == 1:
+        return False
+    if any(marker in lowered for marker in _PASSWORD_MARKERS):
+        return False
+
+    return not _is_reference(value)
+
+
+
+def is_generic_secret(text: str) -> bool:
+    """A value after ``api_key=``/``token:`` that looks random: ``entropy``,
+    plus a digit and no code reference, which drops ``access_token_refresh``
+    and ``#/definitions/token`` (random base62 of 16+ characters nearly always
+    holds a digit)."""
+    value = text.strip().strip("'\"`")
+    if not is_secret_like(value) or _is_reference(value):
+        return False
+    # "a1b2c3d4-e5f6-g7h8" style fillers: the letters alone run a-b-c-d...
+    letters = "".join(char for char in value.lower() if char.isalpha())
+    if _has_sequence(letters):
+        return False
+
+    return any(char.isdigit() for char in value)
+
+def is_basic_auth_credential(text: str) -> bool:
+    """Base64 of ``user:password`` (HTTP Basic, Docker ``auths``), password real."""
+    value = text.strip().strip("'\"")
+    try:
+        decoded = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+        plain = decoded.decode("utf-8")
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return False
+    user, colon, password = plain.partition(":")
+    if not colon or not user or not plain.isprintable():
+        return False
+
+    return is_password_value(password)
+
+
 VALIDATORS: Mapping[str, Validator] = MappingProxyType(
     {
         "luhn": is_luhn_valid,
@@ -237,11 +445,20 @@ VALIDATORS: Mapping[str, Validator] = MappingProxyType(
         "ssn": is_ssn_valid,
         "ipv4": is_ipv4_valid,
         "ipv6": is_ipv6_valid,
-        "phone": is_phone_plausible,
+        "phone": is_phone_number,
+        "card": is_payment_card,
         "entropy": is_secret_like,
         "not_placeholder": is_not_placeholder,
         "jwt": is_jwt_like,
         "smuggled_tags": is_smuggled_tag_run,
+        "token": is_token_not_placeholder,
+        "github_checksum": is_crc32_base62_token,
+        "github_unverified": is_unverified_crc32_token,
+        "npm_checksum": is_crc32_base62_token,
+        "npm_unverified": is_unverified_crc32_token,
+        "password_value": is_password_value,
+        "basic_auth": is_basic_auth_credential,
+        "generic_secret": is_generic_secret,
     }
 )
 SUPPORTED_VALIDATORS: frozenset[str] = frozenset(VALIDATORS)

@@ -109,8 +109,8 @@ def test_findings_are_ordered_by_segment_then_start():
 
 
 def test_raw_rules_see_invisible_characters():
-    """unicode_smuggling rules run on the raw text; others on the normalised one."""
-    rules = [{"id": "zw", "category": "unicode_smuggling",
+    """Rules with match_on raw run on the raw text; others on the normalised one."""
+    rules = [{"id": "zw", "category": "anything", "match_on": "raw",
               "pattern": r"[\x{200B}]", "must_match": ["a\u200bb"]}]
     scanner = Scanner([_guardrail("smuggle", rules=rules), _guardrail()])
 

@@ -6,6 +6,7 @@ import pytest
 
 from service.engine import SUPPORTED_VALIDATORS
 from service.engine.validators import VALIDATORS
+from tests.engine.test_secrets_pack import crc32_token
 
 CASES = [
     ("luhn", "4111 1111 1111 1111", True),
@@ -44,9 +45,28 @@ CASES = [
     ("not_placeholder", "${DB_PASS}", False),
     ("jwt", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln", True),
     ("jwt", "eyJub3RoaW5nIjoxfQ.eyJ4IjoxfQ.c2ln", False),
+    ("card", "4111 1111 1111 1111", True),
+    ("card", "7111111111111119", False),
     ("smuggled_tags", "\U000E0041\U000E0042", True),
     ("smuggled_tags", "\U0001F3F4\U000E0067\U000E0062\U000E0065\U000E006E\U000E0067\U000E007F", False),
     ("smuggled_tags", "\U0001F3F4\U000E0067\U000E0062\U000E007F\U000E0041", True),
+    # secrets (tokens are built at run time: see tests/engine/test_secrets_pack.py)
+    ("token", "Qm4tZ8rLw2Xp9KcV7bNd", True),
+    ("token", "xxxxxxxxxxxxxxxxxxxx", False),
+    ("github_checksum", crc32_token("ghp_"), True),
+    ("github_checksum", crc32_token("ghp_")[:-1] + "0", False),
+    ("github_unverified", crc32_token("ghp_")[:-1] + "0", True),
+    ("github_unverified", crc32_token("ghp_"), False),
+    ("npm_checksum", crc32_token("npm_"), True),
+    ("npm_checksum", "npm_" + "Ab1" * 12, False),
+    ("npm_unverified", "npm_" + "Qm4tZ8rLw2Xp9KcV7bNdQm4tZ8rLw2Xp9KcV", True),
+    ("npm_unverified", crc32_token("npm_"), False),
+    ("password_value", "Summer2024!", True),
+    ("password_value", "${DB_PASS}", False),
+    ("generic_secret", "Qm4tZ8rLw2Xp9KcV7bNd", True),
+    ("generic_secret", "access_token_refresh", False),
+    ("basic_auth", "ZGVwbG95OlN1bW1lcjIwMjQh", True),
+    ("basic_auth", "bm8tY29sb24taGVyZQ==", False),
 ]
 
 

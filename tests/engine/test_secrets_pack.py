@@ -1,0 +1,322 @@
+"""The secrets pack: breadth, samples, checksum validators, placeholders, dev set.
+
+Tokens are assembled at run time from their documented layouts, so this file
+holds nothing a secret scanner would report (see tests/tokens.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import string
+import zlib
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from service.engine import Scanner, builtin_specs, compile_guardrail
+from service.engine.compiler import CompiledGuardrail
+from service.engine.pack import PACKS_DIR, load_pack_file
+from service.engine.scanner import has_wide_repetition
+from service.engine.validators import (
+    VALIDATORS,
+    is_basic_auth_credential,
+    is_crc32_base62_token,
+    is_generic_secret,
+    is_password_value,
+    is_token_not_placeholder,
+    is_unverified_crc32_token,
+)
+from service.types import Segment, Severity
+
+_ALNUM = string.ascii_letters + string.digits
+_BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
+_BASE32 = string.ascii_uppercase + "234567"
+# Targets the lead set for the development set (see the report for the gap).
+RECALL_TARGET = 0.95
+HARD_NEGATIVE_TARGET = 0.10
+# What the pack reaches today: a drop below these is a regression.
+RECALL_FLOOR = 0.80
+HARD_NEGATIVE_CEILING = 0.21
+
+
+@cache
+def _secrets() -> CompiledGuardrail:
+    spec = next(spec for spec in builtin_specs() if spec.name == "secrets")
+    return compile_guardrail(spec)
+
+
+@cache
+def _scanner() -> Scanner:
+    return Scanner([_secrets()])
+
+
+def _rule_ids(text: str) -> set[str]:
+    result = _scanner().scan([Segment("text", text)], {"secrets"})
+    return {finding.rule_id for finding in result.findings}
+
+
+def _random(alphabet: str, size: int, seed: int) -> str:
+    rng = random.Random(seed)
+    return "".join(rng.choice(alphabet) for _ in range(size))
+
+
+def _base62(number: int) -> str:
+    digits = ""
+    while number:
+        number, remainder = divmod(number, 62)
+        digits = _BASE62[remainder] + digits
+    return digits.rjust(6, "0")
+
+
+def crc32_token(prefix: str, seed: int = 3) -> str:
+    """``prefix`` + 30 random base-62 characters + 6 of their CRC32 in base 62."""
+    body = _random(_ALNUM, 30, seed)
+    return prefix + body + _base62(zlib.crc32(body.encode()))
+
+
+def _flip(token: str, index: int) -> str:
+    index %= len(token)
+    char = token[index]
+    return token[:index] + ("A" if char != "A" else "B") + token[index + 1 :]
+
+
+# -- the pack as a whole -------------------------------------------------------
+
+
+def test_pack_file_loads_and_compiles_its_samples():
+    """secrets.yaml loads on its own: every must_match / must_not_match holds."""
+    spec = load_pack_file(PACKS_DIR / "secrets.yaml", builtin=True)
+
+    assert spec.name == "secrets"
+    assert compile_guardrail(spec).rules
+
+
+def test_pack_has_at_least_150_distinct_rules():
+    """At least 150 rules; no two share an id, nor a pattern and validator."""
+    rules = _secrets().rules
+    shapes = {(rule.spec.pattern, rule.spec.validator) for rule in rules}
+
+    assert len({rule.id for rule in rules}) == len(rules) >= 150
+    assert len(shapes) == len(rules)
+
+
+def test_every_rule_is_complete():
+    """Each rule has samples both ways, a mask label, a severity and a gate."""
+    for rule in _secrets().rules:
+        spec = rule.spec
+        assert spec.must_match and spec.must_not_match, spec.id
+        label = spec.mask_label
+        assert label.startswith("[") and label.endswith("]"), spec.id
+        assert isinstance(spec.severity, Severity), spec.id
+        assert spec.prefilter, spec.id
+
+
+def test_costly_rules_stay_out_of_the_set():
+    """Every counted repetition of 8+ has a prefilter, so it never joins the Set."""
+    rules = _secrets().rules
+    costly = [rule for rule in rules if has_wide_repetition(rule.regex.source)]
+
+    assert costly
+    assert all(rule.prefilter for rule in costly)
+
+
+# -- checksum validators -------------------------------------------------------
+
+
+@pytest.mark.parametrize("prefix", ["ghp_", "gho_", "ghu_", "ghs_", "ghr_"])
+def test_github_checksum_accepts_a_valid_token(prefix):
+    """A GitHub token whose last six characters are the CRC32 of the rest passes."""
+    assert VALIDATORS["github_checksum"](crc32_token(prefix))
+
+
+@pytest.mark.parametrize("index", [4, 20, 33, -1])
+def test_github_checksum_rejects_one_changed_character(index):
+    """Changing one character of the body or of the checksum fails the check."""
+    token = crc32_token("ghp_")
+
+    assert not VALIDATORS["github_checksum"](_flip(token, index))
+
+
+def test_npm_checksum_accepts_a_valid_token():
+    """npm's ``npm_`` tokens use the same CRC32-in-base-62 layout."""
+    assert VALIDATORS["npm_checksum"](crc32_token("npm_", seed=11))
+
+
+def test_npm_checksum_rejects_one_changed_character():
+    """One changed character breaks an npm token's checksum."""
+    token = crc32_token("npm_", seed=11)
+
+    assert not VALIDATORS["npm_checksum"](_flip(token, 10))
+
+
+def test_crc32_checksum_rejects_wrong_lengths():
+    """The body must be exactly 30 + 6 base-62 characters."""
+    token = crc32_token("ghp_")
+
+    assert not is_crc32_base62_token(token[:-1])
+    assert not is_crc32_base62_token(token + "A")
+
+
+def test_unverified_github_token_is_its_own_rule():
+    """A well-formed token whose checksum fails is reported, by a separate rule."""
+    valid = crc32_token("ghp_", seed=5)
+    broken = _flip(valid, 12)
+
+    assert _rule_ids(f"token {valid}") == {"github-pat-token"}
+    assert _rule_ids(f"token {broken}") == {"github-token-unverified"}
+    assert is_unverified_crc32_token(broken) and not is_unverified_crc32_token(valid)
+
+
+# -- placeholders -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "aws_access_key_id = AKIAIOSFODNN7EXAMPLE",
+        "OPENAI_API_KEY=sk-proj-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "api_key: <your-api-key>",
+        "api_key=YOUR_API_KEY_HERE",
+        "password = changeme",
+        'password: "changeme"',
+        "DB_PASSWORD=${DB_PASSWORD}",
+        'password = "***************"',
+        "TAVILY_API_KEY=tvly-" + "x" * 32,
+        "GITHUB_TOKEN=ghp_" + "a" * 36,
+        "token = process.env.TOKEN",
+        "postgres://user:password@localhost/db",
+        "secret: {{ .Values.secret }}",
+        "SLACK_BOT_TOKEN=xoxb-0000000000-0000000000000-" + "x" * 24,
+    ],
+)
+def test_placeholders_are_not_findings(text):
+    """Documentation values in a real format or a real key are not secrets."""
+    assert _rule_ids(text) == set()
+
+
+@pytest.mark.parametrize(
+    ("text", "rule_id"),
+    [
+        ("aws_access_key_id = AKIA" + _random(_BASE32, 16, 1),
+         "aws-access-key-id"),
+        ("TAVILY_API_KEY=tvly-" + _random(_ALNUM, 32, 2), "tavily-api-key"),
+        ("postgres://app:" + _random(_ALNUM, 14, 3) + "@db:5432/app",
+         "postgres-url-password"),
+        ('password = "' + _random(_ALNUM, 12, 4) + '"', "generic-password-quoted"),
+    ],
+)  # fmt: skip
+def test_real_shaped_values_are_findings(text, rule_id):
+    """The same keys with random values are reported by the expected rule."""
+    assert rule_id in _rule_ids(text)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["xxxxxxxxxxxxxxxx", "EXAMPLEKEY123456", "aaaaaaaaaaaaaaaa", "0123456789abcdef",
+     "<your-key>"],
+)  # fmt: skip
+def test_token_validator_rejects_placeholders(value):
+    """Runs, ascending runs, EXAMPLE and angle brackets are placeholders."""
+    assert not is_token_not_placeholder(value)
+
+
+def test_token_validator_accepts_random_tokens():
+    """Random base-62 and hex strings pass."""
+    assert is_token_not_placeholder(_random(_ALNUM, 40, 7))
+    assert is_token_not_placeholder(_random("0123456789abcdef", 32, 8))
+
+
+@pytest.mark.parametrize(
+    "value", ["changeme", "<password>", "${DB_PASS}", "env.DB_PASSWORD", "DB_PASSWORD",
+              "$Password", "%PASSWORD%", "get_password()", "string", "123", "***"]
+)  # fmt: skip
+def test_password_value_rejects_placeholders_and_references(value):
+    """Placeholders, type names and variable references are not passwords."""
+    assert not is_password_value(value)
+
+
+@pytest.mark.parametrize(
+    "value", ["Summer2024!", "whiteduke", "VMware1!", "s3cr3t-Pa55"]
+)
+def test_password_value_keeps_weak_human_passwords(value):
+    """Short, low-entropy but literal passwords are still passwords."""
+    assert is_password_value(value)
+
+
+def test_generic_secret_rejects_words_and_fillers():
+    """Snake-case words and ``a1b2c3d4`` fillers are not generic secrets."""
+    assert not is_generic_secret("access_token_refresh")
+    assert not is_generic_secret("px-api-a1b2c3d4-e5f6-g7h8-i8j0-k0l3m3n4o0p5")
+    assert is_generic_secret(_random(_ALNUM, 32, 9))
+
+
+def test_basic_auth_needs_user_and_real_password():
+    """Base64 of ``user:password`` passes; no colon or a placeholder fails."""
+    password = _random(_ALNUM, 14, 10)
+
+    def encoded(plain: str) -> str:
+        return base64.b64encode(plain.encode()).decode()
+
+    assert is_basic_auth_credential(encoded(f"deploy:{password}"))
+    assert not is_basic_auth_credential(encoded("no-colon-here"))
+    assert not is_basic_auth_credential(encoded("deploy:changeme"))
+
+
+# -- development set ------------------------------------------------------------------
+
+
+def _records(path: Path) -> list[dict[str, object]]:
+    with path.open(encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def _dev_rates(datasets: Path) -> tuple[float, float]:
+    records = _records(datasets / "secret_noseyparker_rules.jsonl")
+    positives = [r for r in records if r["label"] == "secret"]
+    negatives = [r for r in records if r["label"] == "benign"]
+    caught = sum(bool(_rule_ids(str(r["text"]))) for r in positives)
+    flagged = sum(bool(_rule_ids(str(r["text"]))) for r in negatives)
+
+    return caught / len(positives), flagged / len(negatives)
+
+
+def test_dev_set_regression(datasets):
+    """Recall and hard-negative rate on the noseyparker examples do not regress."""
+    recall, hard_negative_rate = _dev_rates(datasets)
+
+    assert recall >= RECALL_FLOOR
+    assert hard_negative_rate <= HARD_NEGATIVE_CEILING
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="16 benign texts are identical to secret-labelled ones and ~50 positives "
+    "are placeholders or usernames this pack allowlists on purpose",
+)
+def test_dev_set_targets(datasets):
+    """The lead's targets: recall >= 0.95 and at most 10% of hard negatives flagged."""
+    recall, hard_negative_rate = _dev_rates(datasets)
+
+    assert recall >= RECALL_TARGET
+    assert hard_negative_rate <= HARD_NEGATIVE_TARGET
+
+
+def test_no_findings_on_benign_prompts(datasets):
+    """Benign prompt files and the benign records of attack files stay clean."""
+    paths = [
+        *datasets.glob("benign_*.jsonl"),
+        *datasets.glob("injection_*.jsonl"),
+        *datasets.glob("jailbreak_*.jsonl"),
+    ]
+    flagged = [
+        (path.name, record["meta"])
+        for path in paths
+        for record in _records(path)
+        if record["label"] == "benign" and _rule_ids(str(record["text"]))
+    ]
+
+    assert paths
+    assert flagged == []
