@@ -4,8 +4,12 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY service ./service
 COPY clients/python ./clients/python
+# xds-protos ships an old OpenTelemetry protobuf module that can shadow the
+# real one; reinstalling opentelemetry-proto keeps OTLP export working.
 RUN python -m venv /opt/guardrail \
- && /opt/guardrail/bin/pip install --no-cache-dir .
+ && /opt/guardrail/bin/pip install --no-cache-dir . \
+ && /opt/guardrail/bin/pip install --no-cache-dir --force-reinstall --no-deps \
+      "opentelemetry-proto==$(/opt/guardrail/bin/python -c 'import importlib.metadata as m; print(m.version("opentelemetry-proto"))')"
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --home-dir /var/lib/guardrail --create-home guardrail
