@@ -106,7 +106,9 @@ async def start_server(
         interceptors=[RecordingInterceptor(metrics, tracing, writer, worker=worker)],
         options=[
             ("grpc.max_receive_message_length", message_limit),
-            ("grpc.max_send_message_length", message_limit),
+            # A masked answer can be larger than its request (labels longer
+            # than the matches they replace): leave it room.
+            ("grpc.max_send_message_length", 4 * message_limit),
             ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
     )

@@ -46,11 +46,20 @@ def _walk_json(value: object, pointer: str, depth: int) -> Iterator[tuple[str, s
             yield from _walk_json(item, f"{pointer}/{index}", depth + 1)
 
 
+def _too_deep(path: str) -> InvalidArgumentError:
+    problem = f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+    return InvalidArgumentError(
+        f"{path}: {problem}", [FieldViolation(path, problem)], reason="JSON_TOO_DEEP"
+    )
+
+
 def _json_segments(path: str, raw: str) -> list[Segment]:
     if not raw:
         return []
     try:
         document = json.loads(raw)
+    except RecursionError:
+        raise _too_deep(path) from None
     except ValueError:
         # Models emit broken JSON too: scan it as it is rather than not at all.
         return [Segment(path, raw)]
@@ -58,10 +67,8 @@ def _json_segments(path: str, raw: str) -> list[Segment]:
         return [Segment(path, raw)]  # a bare JSON string: scan it whole
     try:
         return [Segment(path, text, pointer) for pointer, text in _walk_json(document, "", 0)]
-    except ValueError as exc:
-        raise InvalidArgumentError(
-            f"{path}: {exc}", [FieldViolation(path, str(exc))], reason="JSON_TOO_DEEP"
-        ) from None
+    except ValueError:
+        raise _too_deep(path) from None
 
 
 def _message_segments(index: int, message: pb.Message) -> Iterator[Segment]:

@@ -130,7 +130,7 @@ class _Handler:
                 result = await asyncio.to_thread(answer, self._checker, body)
             else:
                 result = answer(self._checker, body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             record.grpc_code, record.error_reason = "INVALID_ARGUMENT", "BAD_JSON"
             record.error_message = "body is not JSON"
             return _error(400, "BAD_JSON", f"body is not JSON: {exc}", record)

@@ -188,6 +188,8 @@ def _load(raw: bytes) -> dict[str, Any]:
         document = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BodyError(f"body is not JSON: {exc}") from None
+    except RecursionError:
+        raise BodyError("body is JSON nested too deeply to scan") from None
     if not isinstance(document, dict):
         raise BodyError("body is not a JSON object")
     return document

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from service.engine.redact import redacted_pointer
 from service.types import Action, CallRecord, Finding, GuardrailOutcome, GuardrailStatus
 
 __all__ = [
@@ -113,7 +114,7 @@ def _finding_entry(finding: Finding) -> dict[str, Any]:
         "rule_id": storable(finding.rule_id),
         "category": storable(finding.category),
         "path": storable(finding.path),
-        "json_pointer": storable(finding.json_pointer),
+        "json_pointer": redacted_pointer(finding.json_pointer),
         "start": finding.start,
         "end": finding.end,
     }

@@ -106,3 +106,15 @@ def test_masking_rewrites_text_parts_and_json_values():
     assert masked.messages[0].content[1].text == "mail [EMAIL]"
     assert json.loads(masked.messages[1].tool_calls[0].arguments_json) == {"to": "[EMAIL]", "body": "hi"}
     assert payload.messages[0].content[1].text == f"mail {address}"
+
+
+def test_json_nested_past_the_interpreter_limit_is_invalid_argument():
+    """JSON too deep for the parser itself is refused the same way, never INTERNAL."""
+    deep = "[" * 5000 + "]" * 5000
+    call = pb.ToolCall(name="f", arguments_json=deep)
+    payload = pb.Payload(messages=[pb.Message(role="assistant", tool_calls=[call])])
+
+    with pytest.raises(InvalidArgumentError) as raised:
+        extract_segments(payload)
+
+    assert raised.value.reason == "JSON_TOO_DEEP"

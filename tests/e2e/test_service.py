@@ -364,3 +364,17 @@ async def test_metrics_label_registered_guardrails(server, stub):
 
     text = generate_latest(server.metrics.registry).decode()
     assert 'guardrail_evaluations_total{guardrail_name="secrets",status="passed"} 1.0' in text
+
+
+async def test_secret_used_as_a_json_key_stays_out_of_spend_logs(server, stub):
+    """A key that is itself the secret is reported to the caller but hashed in the row."""
+    arguments = json.dumps({aws_access_key_id(): {"region": "eu-west-1"}})
+    call = pb.ToolCall(id="c", name="deploy", arguments_json=arguments)
+    payload = pb.Payload(messages=[pb.Message(role="assistant", tool_calls=[call])])
+
+    response = await stub.Check(pb.CheckRequest(payload=payload, direction=pb.DIRECTION_OUTPUT))
+
+    assert response.decision == pb.DECISION_BLOCK
+    assert any(aws_access_key_id() in f.location.json_pointer for f in response.findings)
+    await server.writer.flush()
+    assert aws_access_key_id() not in json.dumps(spend_rows(server), default=str)
