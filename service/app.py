@@ -59,6 +59,8 @@ class RunningServer:
 
     async def stop(self, grace: float = GRACE_SECONDS) -> None:
         await self.health.enter_graceful_shutdown()
+        # Load balancers and probes see NOT_SERVING before the port closes.
+        await asyncio.sleep(self.settings.drain_delay_s)
         await integrations.stop_http(self.http)
         await self.server.stop(grace)
         await self.writer.aclose()

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     metrics_enabled: bool = True  # serve /metrics at all
     # registered guardrail names that become metric labels; the rest count as 'other'
     metrics_max_guardrails: int = Field(64, ge=1, le=1000)
+    # after SIGTERM, seconds health reports NOT_SERVING before the port closes
+    drain_delay_s: float = Field(0.0, ge=0, le=300)
     # server processes sharing the port; default: one per CPU
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
 
