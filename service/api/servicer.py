@@ -78,11 +78,13 @@ class GuardrailServicer(pb_grpc.GuardrailServiceServicer):
         request_iterator: AsyncIterator[pb.RegisterRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pb.RegisterResponse]:
+        record = current_call.get(None)
+        metadata = {"request_id": record.request_id} if record is not None else {}
         async for request in request_iterator:
             try:
                 yield await self._register_one(request)
             except GuardrailError as error:
-                yield pb.RegisterResponse(error=to_status_proto(error))
+                yield pb.RegisterResponse(error=to_status_proto(error, metadata))
 
     async def _register_one(self, request: pb.RegisterRequest) -> pb.RegisterResponse:
         if not request.HasField("guardrail"):

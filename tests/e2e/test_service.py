@@ -191,6 +191,8 @@ class TestRegister:
         assert answer.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
         [bad] = _unpack(answer.error, error_details_pb2.BadRequest)
         assert bad.field_violations[0].field.startswith("rules[0].must_match")
+        [info] = _unpack(answer.error, error_details_pb2.ErrorInfo)
+        assert info.metadata["request_id"]
 
     async def test_bad_item_does_not_end_the_stream(self, stub):
         """Items after a rejected one are still answered and stored."""
