@@ -124,7 +124,9 @@ class _SupervisedChanges:
         self._request = request
 
     async def register(self, spec: GuardrailSpec) -> tuple[GuardrailSpec, int]:
-        reply = await self._request({"op": "register", "spec": encode_spec(spec)})
+        # The name travels beside the spec so the supervisor need not decode it.
+        message = {"op": "register", "name": spec.name, "spec": encode_spec(spec)}
+        reply = await self._request(message)
         return decode_spec(reply["spec"], reply["version"]), reply["generation"]
 
     async def delete(self, name: str) -> int:

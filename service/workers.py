@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-from service.control import Message, decode_spec, read_message, send
+from service.control import Message, read_message, send
 from service.settings import Settings
 from service.telemetry.logging import get_logger
 from service.worker_entry import worker_main
@@ -44,7 +44,7 @@ def _free_port(host: str) -> int:
         return int(probe.getsockname()[1])
 
 
-def _lock_port(runtime_dir: Path, host: str, port: int) -> int:
+def _lock_port(host: str, port: int) -> int:
     """Refuse a second instance on the same port: SO_REUSEPORT would not."""
     path = Path(tempfile.gettempdir()) / f"guardrail-{host.replace(':', '_')}-{port}.lock"
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
@@ -91,7 +91,7 @@ class Supervisor:
     # -- lifecycle
 
     async def run(self) -> int:
-        lock_fd = _lock_port(self.runtime_dir, self.settings.host, self.port)
+        lock_fd = _lock_port(self.settings.host, self.port)
         control = await asyncio.start_unix_server(
             self._serve_worker, path=self.socket_path, limit=64 * 1024 * 1024
         )
@@ -230,10 +230,8 @@ class Supervisor:
         await send(origin, reply)
 
     def _commit(self, message: Message) -> Message:
-        name = message.get("name")
+        name = message["name"]
         if message["op"] == "register":
-            spec = decode_spec(message["spec"], 0)
-            name = spec.name
             previous = self._registered.get(name)
             version = previous.version + 1 if previous else 1
             self._generation += 1
