@@ -22,6 +22,7 @@ __all__ = [
     "GuardrailOutcome",
     "GuardrailSpec",
     "GuardrailStatus",
+    "Principal",
     "RuleSpec",
     "Segment",
     "Severity",
@@ -160,6 +161,20 @@ class Caller:
     request_tags: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who an authenticated call comes from: one API key's binding.
+
+    ``key_id`` is a short prefix of the key's hash, safe to record; the key
+    itself never leaves the authentication layer.
+    """
+
+    key_id: str
+    team: str = ""
+    tenant: str = ""
+    scopes: frozenset[str] = frozenset()
+
+
 @dataclass(slots=True)
 class CallRecord:
     """Everything the records (row, span, log line, metrics) need of one RPC.
@@ -180,6 +195,8 @@ class CallRecord:
     error_message: str = ""
     client_request_id: str = ""
     api_key_hash: str = ""
+    # Set by authentication when API keys are configured; None: anonymous.
+    principal: Principal | None = None
     caller: Caller = field(default_factory=Caller)
     direction: Direction | None = None
     decision: Decision | None = None
