@@ -8,11 +8,13 @@ in-flight RPCs finish, so that every call's row is written before exit.
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -20,18 +22,27 @@ from grpc_reflection.v1alpha import reflection
 from guardrail.v1 import guardrail_pb2 as pb
 from guardrail.v1 import guardrail_pb2_grpc as pb_grpc
 
+from service.api.interceptors.auth import AuthInterceptor
 from service.api.interceptors.recording import RecordingInterceptor
 from service.api.servicer import GuardrailServicer
+from service.auth import build_authenticator
 from service.checking import Checker
 from service.engine import builtin_specs
 from service.errors import GuardrailError, SettingsError
 from service import integrations
+from service.limits import PayloadLimits
+from service.mcp_pins import RUG_PULL_GUARDRAIL, McpPins
+from service.mcp_pins_store import open_pin_store
+from service.policy import Policy, load_policy
 from service.registry import Registry, RegistryChanges
+from service.types import Action
+from service.registry_changes import StoredRegistry
 from service.settings import Settings, load_settings
 from service.store.spend_logs import SpendLogWriter
 from service.telemetry.logging import configure_logging, get_logger
 from service.telemetry.metrics import Metrics
 from service.telemetry.tracing import Tracing
+from service.tls import server_credentials
 
 __all__ = ["RegistryLink", "RunningServer", "run", "start_server"]
 
@@ -52,6 +63,9 @@ class RunningServer:
     registry: Registry
     health: health.aio.HealthServicer
     http: integrations.HttpEndpoint | None = None  # integrations: Generic Guardrail API
+    # The persistent registry when this process runs without a supervisor.
+    stored_registry: StoredRegistry | None = None
+    pins: McpPins | None = None  # MCP tool pins of this process (service/mcp_pins.py)
 
     @property
     def metrics_port(self) -> int:
@@ -64,6 +78,10 @@ class RunningServer:
         await integrations.stop_http(self.http)
         await self.server.stop(grace)
         await self.writer.aclose()
+        if self.stored_registry is not None:
+            await self.stored_registry.stop()
+        if self.pins is not None:
+            await self.pins.stop()
         self.tracing.shutdown()
         self.metrics.stop()
 
@@ -73,6 +91,31 @@ def _load_registry() -> Registry:
         return Registry(builtin_specs())
     except GuardrailError as exc:
         raise SettingsError(f"built-in guardrails failed to load: {exc}") from exc
+
+
+async def _policy_and_pins(
+    settings: Settings, registry: Registry
+) -> tuple[Policy, McpPins]:
+    """The policy file checked against the guardrails in force, and the pins loaded."""
+    known = [*registry.snapshot.guardrails, RUG_PULL_GUARDRAIL]
+    policy = load_policy(settings.policy_file, known=known)
+    pins = McpPins(open_pin_store(settings.database_url.get_secret_value()))
+    try:
+        await pins.start()
+    except Exception as exc:
+        await pins.stop()  # the store may have opened before the load failed
+        raise SettingsError(f"MCP pin store failed to open: {type(exc).__name__}: {exc}") from exc
+    return policy, pins
+
+
+def check_policy_file(settings: Settings, state: dict[str, Any]) -> None:
+    """The supervisor's check of GUARDRAIL_POLICY_FILE against the stored registry state."""
+    stored = [
+        pb.Guardrail.FromString(base64.b64decode(item["spec"])).name
+        for item in state.get("guardrails", ())
+    ]
+    builtin = [spec.name for spec in builtin_specs()]
+    load_policy(settings.policy_file, known=[*builtin, *stored, RUG_PULL_GUARDRAIL])
 
 
 class RegistryLink(Protocol):
@@ -95,18 +138,48 @@ async def start_server(
     bind the same port.
     """
     configure_logging(settings)
+    # A start that fails half-way closes what it had opened: a database
+    # thread or port left behind would keep the process from exiting.
+    async with contextlib.AsyncExitStack() as opened:
+        running = await _start(settings, worker, link, reuse_port, opened)
+        opened.pop_all()  # from here on RunningServer.stop() closes them
+    return running
+
+
+async def _start(
+    settings: Settings,
+    worker: int,
+    link: RegistryLink | None,
+    reuse_port: bool,
+    opened: contextlib.AsyncExitStack,
+) -> RunningServer:
     tracing = Tracing.from_settings(settings)
+    opened.callback(tracing.shutdown)
     metrics = Metrics.start(settings)
+    opened.callback(metrics.stop)
     writer = SpendLogWriter(settings, metrics)
     await writer.start()
+    opened.push_async_callback(writer.aclose)
     registry = _load_registry()
-    changes = await link.attach(registry) if link is not None else None
+    stored_registry = None
+    if link is not None:
+        changes = await link.attach(registry)
+    else:
+        stored_registry, changes = await _own_registry(settings, registry)
+        opened.push_async_callback(stored_registry.stop)
     registry.subscribe(metrics.follow_registry)
 
     message_limit = settings.max_message_bytes
+    authenticator = build_authenticator(settings)  # keys file read before serving
+    tls = server_credentials(settings)
     server = grpc.aio.server(
-        interceptors=[RecordingInterceptor(metrics, tracing, writer, worker=worker)],
+        # Recording outermost: a call refused by auth is still recorded.
+        interceptors=[
+            RecordingInterceptor(metrics, tracing, writer, worker=worker),
+            AuthInterceptor(authenticator),
+        ],
         options=[
+            ("grpc.max_concurrent_streams", settings.max_concurrent_streams),
             ("grpc.max_receive_message_length", message_limit),
             # A masked answer can be larger than its request (labels longer
             # than the matches they replace): leave it room.
@@ -114,13 +187,27 @@ async def start_server(
             ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
     )
-    checker = Checker(registry, max_text_chars=settings.max_text_chars)
+    opened.push_async_callback(server.stop, None)
+    policy, pins = await _policy_and_pins(settings, registry)  # service/policy.py, mcp_pins.py
+    opened.push_async_callback(pins.stop)
+    metrics.allow_guardrails([RUG_PULL_GUARDRAIL])  # built in, outside the registry
+    metrics.allow_categories([RUG_PULL_GUARDRAIL])
+    checker = Checker(
+        registry,
+        max_text_chars=settings.max_text_chars,
+        limits=PayloadLimits.from_settings(settings),
+        policy=policy,
+        pins=pins,
+        rug_pull_action=Action(settings.mcp_rug_pull_action),
+        scan_budget_s=settings.scan_budget_ms / 1000,
+    )
     servicer = GuardrailServicer(
         registry,
         checker,
         holdback=settings.stream_holdback_chars,
         offload_chars=settings.offload_chars,
         changes=changes,
+        settings=settings,  # Register-side limits
     )
     pb_grpc.add_GuardrailServiceServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
@@ -128,13 +215,23 @@ async def start_server(
     integration_names = integrations.add_integrations(server, checker, registry, settings)
     names = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME, *integration_names)
     reflection.enable_server_reflection(names, server)
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    if tls is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, tls[0])
     if port == 0:
         raise SettingsError(f"GUARDRAIL_PORT={settings.port}: cannot bind {settings.host}")
     await server.start()
     http = await integrations.start_http(  # None unless GUARDRAIL_HTTP_PORT is set
-        settings, checker, metrics=metrics, tracing=tracing, writer=writer
+        settings,
+        checker,
+        metrics=metrics,
+        tracing=tracing,
+        writer=writer,
+        authenticator=authenticator,
     )
+    opened.push_async_callback(integrations.stop_http, http)
     serving = health_pb2.HealthCheckResponse.SERVING
     await health_servicer.set("", serving)
     await health_servicer.set(SERVICE_NAME, serving)
@@ -146,8 +243,24 @@ async def start_server(
         registry_generation=registry.snapshot.generation,
     )
     return RunningServer(
-        settings, server, port, metrics, writer, tracing, registry, health_servicer, http
+        settings, server, port, metrics, writer, tracing, registry, health_servicer, http,
+        stored_registry=stored_registry,
+        pins=pins,
     )
+
+
+async def _own_registry(
+    settings: Settings, registry: Registry
+) -> tuple[StoredRegistry, RegistryChanges]:
+    """Without a supervisor this process persists and watches the registry itself."""
+    from service.config_file import open_stored_registry
+    from service.registry_changes import StoreBackedChanges, apply_wire_state
+
+    async def publish(state: dict[str, object]) -> None:
+        apply_wire_state(registry, state)
+
+    stored = await open_stored_registry(settings, publish)
+    return stored, StoreBackedChanges(stored, registry)
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -207,11 +320,22 @@ def run_worker(
         runner.run(_serve_worker(settings, slot, socket_path))
 
 
+def _auth_files_or_exit(settings: Settings) -> None:
+    """A bad keys or TLS file stops start-up once, not every worker in a loop."""
+    try:
+        build_authenticator(settings)
+        server_credentials(settings)
+    except SettingsError as exc:
+        print(f"guardrail: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def run() -> None:
     """Entry point of ``guardrail serve``: settings from the environment."""
     from service.workers import Supervisor
 
     settings = _settings_or_exit()
+    _auth_files_or_exit(settings)
     configure_logging(settings)
     with _runner() as runner:
         code = runner.run(Supervisor(settings).run())

@@ -6,6 +6,8 @@
     guardrail eval FILES... [--target HOST:PORT] [--json] [--concurrency N]
                   [--markdown PATH]
     guardrail health --target HOST:PORT
+    guardrail guardrails list|get NAME|delete NAME|history NAME [--json] [--target HOST:PORT]
+    guardrail validate FILE   (a GUARDRAIL_CONFIG file, offline)
 
 Start-up stays fast: grpc, protobuf and the service are imported inside the
 subcommand that needs them. The evaluation maths live in ``service.evaluation``
@@ -71,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     from service.store.commands import add_commands  # db, logs
 
     add_commands(commands)
+    from service.auth.commands import add_commands as add_key_commands  # keys
+
+    add_key_commands(commands)
+    from service.registry_commands import add_commands as add_registry_commands
+
+    add_registry_commands(commands)  # guardrails list|get|delete|history, validate
     return parser
 
 
@@ -117,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "eval": _cmd_eval,
         "health": _cmd_health,
     }
-    if args.command not in handlers:  # db, logs: service/store/commands.py
+    if args.command not in handlers:  # db, logs, keys: service/{store,auth}/commands.py
         return int(args.handler(args))
     return handlers[args.command](args)
 

@@ -1,47 +1,45 @@
 """The control channel between the supervisor and its worker processes.
 
 One Unix socket per instance, one JSON object per line. A worker says
-``hello`` and receives the instance's registered guardrails (``state``)
-before it serves. Register and Delete in any worker become a ``register`` or
-``delete`` request to the supervisor, which numbers the change, sends it to
-every worker as ``apply`` and answers ``result`` only when all of them have
-answered ``applied``: OK means every worker enforces the new generation.
+``hello`` and receives the instance's stored guardrails (``state``) before
+it serves. Register and Delete in any worker become a ``register`` or
+``delete`` request to the supervisor, which stores the change in the
+database, sends the new whole state to every worker as ``apply`` and answers
+``result`` only when all of them have answered ``applied``: OK means every
+worker enforces the new generation. ``history`` reads the audit trail
+through the supervisor's database connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import os
 import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from guardrail.v1 import guardrail_pb2 as pb
-
-from service.api.convert import spec_to_mapping, spec_to_pb
-from service.engine import spec_from_mapping
-from service.errors import NotFoundError, UnavailableError
+from service.api.convert import spec_to_pb
+from service.errors import GuardrailError, NotFoundError, UnavailableError
 from service.registry import Registry, RegistryChanges
+from service.registry_changes import apply_wire_state
+from service.store.registry_store import HistoryEntry
 from service.types import GuardrailSpec
 
-__all__ = ["Message", "WorkerLink", "decode_spec", "encode_spec", "read_message", "send"]
+__all__ = [
+    "Message",
+    "WorkerLink",
+    "history_from_wire",
+    "history_to_wire",
+    "read_message",
+    "send",
+]
 
 Message = dict[str, Any]
 #: How long a change may take to reach every worker before the call fails.
 CHANGE_TIMEOUT_S = 30.0
-
-
-def encode_spec(spec: GuardrailSpec) -> str:
-    return base64.b64encode(spec_to_pb(spec).SerializeToString()).decode("ascii")
-
-
-def decode_spec(data: str, version: int) -> GuardrailSpec:
-    guardrail = pb.Guardrail.FromString(base64.b64decode(data))
-    mapping = spec_to_mapping(guardrail)
-    mapping["version"] = version
-    return spec_from_mapping(mapping)
 
 
 async def send(writer: asyncio.StreamWriter, message: Message) -> None:
@@ -78,14 +76,13 @@ class WorkerLink:
         return _SupervisedChanges(self._request)
 
     def _apply_state(self, state: Message) -> None:
-        specs = [decode_spec(g["spec"], g["version"]) for g in state["guardrails"]]
-        self._registry.replace_registered(specs, state["generation"])
+        apply_wire_state(self._registry, state)
 
     async def _read_forever(self) -> None:
         while (message := await read_message(self._reader)) is not None:
             if message["op"] == "apply":
-                self._apply(message)
-                await send(self._writer, {"op": "applied", "seq": message["seq"]})
+                if self._apply(message):
+                    await send(self._writer, {"op": "applied", "seq": message["seq"]})
             elif message["op"] == "result":
                 future = self._pending.pop(message["id"], None)
                 if future is not None and not future.done():
@@ -96,12 +93,15 @@ class WorkerLink:
             future.set_exception(UnavailableError("supervisor is gone"))
         os.kill(os.getpid(), signal.SIGTERM)
 
-    def _apply(self, message: Message) -> None:
-        generation = message["generation"]
-        if message["kind"] == "put":
-            self._registry.put(decode_spec(message["spec"], message["version"]), generation)
-        else:
-            self._registry.remove(message["name"], generation)
+    def _apply(self, message: Message) -> bool:
+        try:
+            apply_wire_state(self._registry, message["state"])
+        except GuardrailError:
+            # A stored definition this worker cannot compile (never accepted
+            # by Register, so the database was edited by hand): the previous
+            # snapshot stays in force, no ack goes back, the change fails.
+            return False
+        return True
 
     async def _request(self, message: Message) -> Message:
         self._next_id += 1
@@ -114,6 +114,9 @@ class WorkerLink:
         except TimeoutError:
             self._pending.pop(message["id"], None)
             raise UnavailableError("the change did not reach every worker in time") from None
+        if reply.get("missing"):
+            name = message.get("name", "")
+            raise NotFoundError(f"unknown guardrail(s): {name}", resource_names=[name])
         if "error" in reply:
             raise UnavailableError(reply["error"])
         return reply
@@ -123,14 +126,47 @@ class _SupervisedChanges:
     def __init__(self, request: Callable[[Message], Awaitable[Message]]) -> None:
         self._request = request
 
-    async def register(self, spec: GuardrailSpec) -> tuple[GuardrailSpec, int]:
+    async def register(
+        self,
+        spec: GuardrailSpec,
+        *,
+        encoded: bytes = b"",
+        disabled: bool = False,
+        actor: str = "",
+    ) -> tuple[GuardrailSpec, int]:
         # The name travels beside the spec so the supervisor need not decode it.
-        message = {"op": "register", "name": spec.name, "spec": encode_spec(spec)}
+        data = encoded or spec_to_pb(spec).SerializeToString()
+        message = {
+            "op": "register",
+            "name": spec.name,
+            "spec": base64.b64encode(data).decode("ascii"),
+            "disabled": disabled,
+            "actor": actor,
+        }
         reply = await self._request(message)
-        return decode_spec(reply["spec"], reply["version"]), reply["generation"]
+        versioned = dataclasses.replace(spec, version=reply["version"], builtin=False)
+        return versioned, int(reply["generation"])
 
-    async def delete(self, name: str) -> int:
-        reply = await self._request({"op": "delete", "name": name})
-        if reply.get("missing"):
-            raise NotFoundError(f"unknown guardrail(s): {name}", resource_names=[name])
+    async def delete(self, name: str, *, actor: str = "") -> int:
+        reply = await self._request({"op": "delete", "name": name, "actor": actor})
         return int(reply["generation"])
+
+    async def history(self, name: str, limit: int) -> list[HistoryEntry]:
+        reply = await self._request({"op": "history", "name": name, "limit": limit})
+        return [history_from_wire(item) for item in reply["entries"]]
+
+
+def _b64(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode("ascii")
+
+
+def _unb64(data: str | None) -> bytes | None:
+    return None if data is None else base64.b64decode(data)
+
+
+def history_to_wire(entry: HistoryEntry) -> Message:
+    return {**dataclasses.asdict(entry), "before": _b64(entry.before), "after": _b64(entry.after)}
+
+
+def history_from_wire(item: Message) -> HistoryEntry:
+    return HistoryEntry(**{**item, "before": _unb64(item["before"]), "after": _unb64(item["after"])})

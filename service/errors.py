@@ -6,6 +6,9 @@
     ├── NotFoundError           NOT_FOUND + ResourceInfo (unknown guardrail)
     ├── FailedPreconditionError FAILED_PRECONDITION (e.g. deleting a built-in)
     ├── ResourceExhaustedError  RESOURCE_EXHAUSTED (size caps)
+    │   └── RateLimitedError    + QuotaFailure and RetryInfo (per-key rate limit)
+    ├── UnauthenticatedError    UNAUTHENTICATED (no or unknown API key)
+    ├── PermissionDeniedError   PERMISSION_DENIED (the key lacks the scope)
     ├── ScanDeadlineError       DEADLINE_EXCEEDED (a fail-closed scan ran out of time)
     └── UnavailableError        UNAVAILABLE + RetryInfo
 
@@ -29,9 +32,12 @@ __all__ = [
     "GuardrailError",
     "InvalidArgumentError",
     "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitedError",
     "ResourceExhaustedError",
     "ScanDeadlineError",
     "SettingsError",
+    "UnauthenticatedError",
     "UnavailableError",
 ]
 
@@ -110,6 +116,31 @@ class ResourceExhaustedError(GuardrailError):
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
     reason = "LIMIT_EXCEEDED"
+
+
+class RateLimitedError(ResourceExhaustedError):
+    """Raised when an API key's calls exceed its rate; says when to retry."""
+
+    reason = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, subject: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.subject = subject  # QuotaFailure subject: "api_key:<hash prefix>"
+        self.retry_after_s = retry_after_s
+
+
+class UnauthenticatedError(GuardrailError):
+    """Raised when API keys are configured and a call has none, or an unknown one."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+    reason = "UNAUTHENTICATED"
+
+
+class PermissionDeniedError(GuardrailError):
+    """Raised when a known API key lacks the scope a method needs."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+    reason = "PERMISSION_DENIED"
 
 
 class ScanDeadlineError(GuardrailError):

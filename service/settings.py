@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.errors import SettingsError
@@ -66,7 +66,37 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024)  # gRPC receive limit
     max_text_chars: int = Field(4 * 1024 * 1024, ge=1)  # per scanned string
     offload_chars: int = Field(64 * 1024, ge=1)  # larger payloads scan in a thread
-    config_path: Path | None = None  # optional YAML/JSON file with extra guardrails
+    # YAML/JSON file of guardrail definitions stored at start-up (GUARDRAIL_CONFIG;
+    # GUARDRAIL_CONFIG_PATH also works)
+    config_path: Path | None = Field(
+        None,
+        validation_alias=AliasChoices("config_path", "guardrail_config", "guardrail_config_path"),
+    )
+    # YAML/JSON policies: which guardrails apply per team/tenant (service/policy.py)
+    policy_file: Path | None = None
+    # longest a call's scans may take, in ms, within its deadline; 0: the deadline only
+    scan_budget_ms: float = Field(0.0, ge=0)
+    mcp_rug_pull_action: Literal["block", "flag"] = "block"  # changed/added/removed MCP tools
+    max_messages: int = Field(1024, ge=1)  # messages per Check payload
+    max_content_parts: int = Field(4096, ge=1)  # content parts per payload, all messages
+    max_tools: int = Field(256, ge=1)  # tool definitions per payload
+    # nesting of tool-call arguments / tool schemas (Python's JSON parser stops near 1000)
+    max_json_depth: int = Field(64, ge=1, le=256)
+    max_rules_per_guardrail: int = Field(500, ge=1)  # rules in one Register item
+    max_pattern_chars: int = Field(4096, ge=1, le=4096)  # per rule pattern
+    # RE2 memory per caller pattern; can only tighten the engine's own 8 MiB
+    max_pattern_mem_bytes: int = Field(8 << 20, ge=64 * 1024, le=8 << 20)
+    max_guardrails: int = Field(1000, ge=0)  # registered (non-built-in) per instance
+    max_concurrent_streams: int = Field(100, ge=1)  # HTTP/2 streams per connection
+    # per API key, per second, split evenly over the workers (0: no limit)
+    rate_limit_per_s: float = Field(1000.0, ge=0)
+    rate_limit_burst: float = Field(0.0, ge=0)  # bucket size; 0: one second's worth
+
+    # -- authentication and TLS (service/auth, service/tls.py)
+    api_keys_file: Path | None = None  # YAML/JSON of hashed keys; None: no authentication
+    tls_cert_file: Path | None = None  # PEM server certificate chain; None: plaintext
+    tls_key_file: Path | None = None  # PEM private key of tls_cert_file
+    tls_client_ca_file: Path | None = None  # PEM CA bundle; set: clients must present a cert
 
     @field_validator("database_url")
     @classmethod

@@ -19,6 +19,7 @@ __all__ = [
     "Direction",
     "FailMode",
     "Finding",
+    "GuardrailMode",
     "GuardrailOutcome",
     "GuardrailSpec",
     "GuardrailStatus",
@@ -67,6 +68,14 @@ class GuardrailStatus(enum.Enum):
 class FailMode(enum.Enum):
     OPEN = "open"
     CLOSED = "closed"
+
+
+class GuardrailMode(enum.Enum):
+    """How a guardrail's matches count (see service/policy.py)."""
+
+    ENFORCE = "enforce"
+    MONITOR = "monitor"  # findings reported, decision at most FLAG
+    DRY_RUN = "dry_run"  # recorded only: no effect on decision or payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +143,7 @@ class GuardrailSpec:
     score_threshold: float = 0.0
     version: int = 1
     builtin: bool = False
+    mode: GuardrailMode = GuardrailMode.ENFORCE
 
     def applies_to(self, direction: Direction) -> bool:
         return not self.directions or direction in self.directions
@@ -150,6 +160,8 @@ class GuardrailOutcome:
     finding_count: int = 0
     score: float = 0.0
     reason: str = ""
+    mode: GuardrailMode = GuardrailMode.ENFORCE
+    fail_mode: FailMode = FailMode.CLOSED
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +215,9 @@ class CallRecord:
     outcomes: Sequence[GuardrailOutcome] = ()
     findings: Sequence[Finding] = ()
     applied_guardrails: Sequence[str] = ()
+    # The call resolved to no guardrails at all (Check/CheckStream only).
+    no_guardrails: bool = False
+    policy_layers: Sequence[str] = ()  # policy layers that shaped the resolution
     registry_generation: int = 0
     scan_ns: int = 0
     chunk_count: int = 0

@@ -2,15 +2,17 @@
 
 Each worker is a complete server (grpc.aio on its own event loop, scanning
 inline) bound to the same port with SO_REUSEPORT; the kernel spreads
-connections over them. The supervisor restarts a worker that dies, fans
-registry changes out to every worker before they are acknowledged (see
-``service.control``), serves the merged metrics of all workers, and on
-SIGTERM or SIGINT drains them all.
+connections over them. The supervisor restarts a worker that dies, owns
+the persistent registry (stores each change first, then fans it out to every
+worker before it is acknowledged; see ``service.control`` and
+``service.registry_changes``), serves the merged metrics of all workers, and
+on SIGTERM or SIGINT drains them all.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import fcntl
 import multiprocessing
 import os
@@ -23,7 +25,9 @@ from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-from service.control import Message, read_message, send
+from service.control import Message, history_to_wire, read_message, send
+from service.errors import GuardrailError, SettingsError
+from service.registry_changes import StoredRegistry
 from service.settings import Settings
 from service.telemetry.logging import get_logger
 from service.worker_entry import worker_main
@@ -65,12 +69,6 @@ class _Worker:
     acks: dict[int, asyncio.Future[None]] = field(default_factory=dict)
 
 
-@dataclass
-class _Registered:
-    version: int
-    spec: str  # encoded, as it travels on the control channel
-
-
 class Supervisor:
     """Runs ``settings.workers`` worker processes until SIGTERM or SIGINT."""
 
@@ -82,8 +80,8 @@ class Supervisor:
         self.metrics_dir = self.runtime_dir / "metrics"
         self._context = multiprocessing.get_context("spawn")
         self._workers: dict[int, _Worker] = {}
-        self._registered: dict[str, _Registered] = {}
-        self._generation = 1
+        self._stored: StoredRegistry | None = None
+        self._published: Message = {"generation": 0, "guardrails": []}
         self._seq = 0
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
@@ -92,6 +90,12 @@ class Supervisor:
 
     async def run(self) -> int:
         lock_fd = _lock_port(self.settings.host, self.port)
+        try:
+            self._stored = await self._open_registry()
+        except BaseException:
+            os.close(lock_fd)
+            shutil.rmtree(self.runtime_dir, ignore_errors=True)
+            raise
         control = await asyncio.start_unix_server(
             self._serve_worker, path=self.socket_path, limit=64 * 1024 * 1024
         )
@@ -107,10 +111,28 @@ class Supervisor:
             return await self._drain()
         finally:
             control.close()
+            await self._stored.stop()
             if metrics_server is not None:
                 metrics_server.shutdown()
             os.close(lock_fd)
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
+
+    async def _open_registry(self) -> StoredRegistry:
+        """The stored registry, loaded (with ``GUARDRAIL_CONFIG``) before any worker starts."""
+        from service.config_file import open_stored_registry
+
+        try:
+            stored = await open_stored_registry(self.settings, self._broadcast)
+        except SettingsError as exc:
+            raise SystemExit(f"guardrail: {exc}") from None
+        try:  # a bad policy file stops start-up here, not in a worker crash loop
+            from service.app import check_policy_file
+
+            check_policy_file(self.settings, stored.state)
+        except SettingsError as exc:
+            await stored.stop()
+            raise SystemExit(f"guardrail: {exc}") from None
+        return stored
 
     def _serve_metrics(self) -> object | None:
         if not self.settings.metrics_enabled:
@@ -201,13 +223,7 @@ class Supervisor:
             await self._handle(worker, writer, message)
 
     def _state(self) -> Message:
-        return {
-            "op": "state",
-            "generation": self._generation,
-            "guardrails": [
-                {"spec": r.spec, "version": r.version} for r in self._registered.values()
-            ],
-        }
+        return {"op": "state", **self._published}
 
     async def _handle(
         self, worker: _Worker, writer: asyncio.StreamWriter, message: Message
@@ -217,36 +233,55 @@ class Supervisor:
             ack = worker.acks.pop(message["seq"], None)
             if ack is not None and not ack.done():
                 ack.set_result(None)
-        elif op in ("register", "delete"):
-            # Changes from one worker are applied one at a time, in order.
+        elif op in ("register", "delete", "history"):
+            # Changes are serialised by the stored registry, in arrival order.
             asyncio.create_task(self._change(writer, message))
 
     async def _change(self, origin: asyncio.StreamWriter, message: Message) -> None:
-        async with self._lock:
-            reply = self._commit(message)
-            if "error" not in reply and not reply.get("missing"):
-                await self._broadcast(reply)
+        try:
+            reply = await self._commit(message)
+        except GuardrailError as exc:
+            reply = {"missing": True} if exc.reason == "GUARDRAIL_NOT_FOUND" else {
+                "error": exc.message
+            }
+        except Exception as exc:  # the worker must hear back whatever happened
+            log.exception("registry change failed")
+            reply = {"error": f"registry change failed: {type(exc).__name__}"}
         reply["op"], reply["id"] = "result", message["id"]
         await send(origin, reply)
 
-    def _commit(self, message: Message) -> Message:
-        name = message["name"]
+    async def _commit(self, message: Message) -> Message:
+        assert self._stored is not None
+        name, actor = message["name"], message.get("actor", "")
         if message["op"] == "register":
-            previous = self._registered.get(name)
-            version = previous.version + 1 if previous else 1
-            self._generation += 1
-            self._registered[name] = _Registered(version, message["spec"])
-            return {"kind": "put", "name": name, "spec": message["spec"],
-                    "version": version, "generation": self._generation}
-        if name not in self._registered:
-            return {"missing": True}
-        del self._registered[name]
-        self._generation += 1
-        return {"kind": "delete", "name": name, "generation": self._generation}
+            version, generation = await self._stored.register(
+                name,
+                base64.b64decode(message["spec"]),
+                disabled=bool(message.get("disabled")),
+                actor=actor,
+            )
+            return {"version": version, "generation": generation}
+        if message["op"] == "history":
+            entries = await self._stored.history(name, int(message.get("limit") or 100))
+            return {"entries": [history_to_wire(e) for e in entries]}
+        return {"generation": await self._stored.delete(name, actor=actor)}
 
-    async def _broadcast(self, change: Message) -> None:
+    async def _broadcast(self, state: Message) -> None:
+        """Put a stored state in force on every worker; return when all applied it."""
+        async with self._lock:  # a worker saying hello meanwhile gets this state
+            self._published = state
+            waiting = await self._send_apply(state)
+        for worker, ack in waiting:
+            try:
+                await asyncio.wait_for(ack, APPLY_TIMEOUT_S)
+            except TimeoutError:
+                # A worker that cannot keep up is replaced; it restarts from the state.
+                log.error("worker did not apply a change; killing it", slot=worker.slot)
+                worker.process.kill()
+
+    async def _send_apply(self, state: Message) -> list[tuple[_Worker, asyncio.Future[None]]]:
         self._seq += 1
-        apply = {"op": "apply", "seq": self._seq, **change}
+        apply = {"op": "apply", "seq": self._seq, "state": state}
         loop = asyncio.get_running_loop()
         waiting = []
         for worker in self._workers.values():
@@ -256,10 +291,4 @@ class Supervisor:
             worker.acks[self._seq] = ack
             await send(worker.writer, apply)
             waiting.append((worker, ack))
-        for worker, ack in waiting:
-            try:
-                await asyncio.wait_for(ack, APPLY_TIMEOUT_S)
-            except TimeoutError:
-                # A worker that cannot keep up is replaced; it restarts from the state.
-                log.error("worker did not apply a change; killing it", slot=worker.slot)
-                worker.process.kill()
+        return waiting

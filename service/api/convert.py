@@ -162,6 +162,7 @@ def spec_to_pb(spec: GuardrailSpec, *, include_rules: bool = True) -> pb.Guardra
         score_threshold=spec.score_threshold,
         version=spec.version,
         builtin=spec.builtin,
+        mode=pb.GuardrailMode.Value(f"GUARDRAIL_MODE_{spec.mode.name}"),
     )
 
 
@@ -215,5 +216,7 @@ def spec_to_mapping(guardrail: pb.Guardrail) -> dict[str, object]:
     }
     if guardrail.fail_mode:
         data["fail_mode"] = _enum_name(guardrail.fail_mode, _names(pb.FailMode), "FAIL_MODE_")
+    if guardrail.mode:
+        data["mode"] = _enum_name(guardrail.mode, _names(pb.GuardrailMode), "GUARDRAIL_MODE_")
     return data
 

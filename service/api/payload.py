@@ -30,48 +30,53 @@ def _pointer_token(key: str | int) -> str:
     return str(key).replace("~", "~0").replace("/", "~1")
 
 
-def _walk_json(value: object, pointer: str, depth: int) -> Iterator[tuple[str, str]]:
+def _walk_json(
+    value: object, pointer: str, depth: int, max_depth: int = MAX_JSON_DEPTH
+) -> Iterator[tuple[str, str]]:
     """(pointer, string) for every key and string value, depth-first."""
-    if depth > MAX_JSON_DEPTH:
-        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    if depth > max_depth:
+        raise ValueError(f"JSON nested deeper than {max_depth} levels")
     if isinstance(value, str):
         yield pointer, value
     elif isinstance(value, dict):
         for key, item in value.items():
             child = f"{pointer}/{_pointer_token(key)}"
             yield child + KEY_MARKER, key
-            yield from _walk_json(item, child, depth + 1)
+            yield from _walk_json(item, child, depth + 1, max_depth)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _walk_json(item, f"{pointer}/{index}", depth + 1)
+            yield from _walk_json(item, f"{pointer}/{index}", depth + 1, max_depth)
 
 
-def _too_deep(path: str) -> InvalidArgumentError:
-    problem = f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+def _too_deep(path: str, max_depth: int = MAX_JSON_DEPTH) -> InvalidArgumentError:
+    problem = f"JSON nested deeper than {max_depth} levels"
     return InvalidArgumentError(
         f"{path}: {problem}", [FieldViolation(path, problem)], reason="JSON_TOO_DEEP"
     )
 
 
-def _json_segments(path: str, raw: str) -> list[Segment]:
+def _json_segments(path: str, raw: str, max_depth: int = MAX_JSON_DEPTH) -> list[Segment]:
     if not raw:
         return []
     try:
         document = json.loads(raw)
     except RecursionError:
-        raise _too_deep(path) from None
+        raise _too_deep(path, max_depth) from None
     except ValueError:
         # Models emit broken JSON too: scan it as it is rather than not at all.
         return [Segment(path, raw)]
     if isinstance(document, str):
         return [Segment(path, raw)]  # a bare JSON string: scan it whole
     try:
-        return [Segment(path, text, pointer) for pointer, text in _walk_json(document, "", 0)]
+        walked = _walk_json(document, "", 0, max_depth)
+        return [Segment(path, text, pointer) for pointer, text in walked]
     except ValueError:
-        raise _too_deep(path) from None
+        raise _too_deep(path, max_depth) from None
 
 
-def _message_segments(index: int, message: pb.Message) -> Iterator[Segment]:
+def _message_segments(
+    index: int, message: pb.Message, max_depth: int = MAX_JSON_DEPTH
+) -> Iterator[Segment]:
     base = f"messages[{index}]"
     if message.name:
         yield Segment(f"{base}.name", message.name)
@@ -83,25 +88,31 @@ def _message_segments(index: int, message: pb.Message) -> Iterator[Segment]:
         call_path = f"{base}.tool_calls[{k}]"
         if call.name:
             yield Segment(f"{call_path}.name", call.name)
-        yield from _json_segments(f"{call_path}.arguments_json", call.arguments_json)
+        yield from _json_segments(f"{call_path}.arguments_json", call.arguments_json, max_depth)
 
 
-def _tool_segments(index: int, tool: pb.ToolDefinition) -> Iterator[Segment]:
+def _tool_segments(
+    index: int, tool: pb.ToolDefinition, max_depth: int = MAX_JSON_DEPTH
+) -> Iterator[Segment]:
     base = f"tools[{index}]"
     if tool.name:
         yield Segment(f"{base}.name", tool.name)
     if tool.description:
         yield Segment(f"{base}.description", tool.description)
-    yield from _json_segments(f"{base}.input_schema_json", tool.input_schema_json)
+    yield from _json_segments(f"{base}.input_schema_json", tool.input_schema_json, max_depth)
 
 
-def extract_segments(payload: pb.Payload) -> list[Segment]:
-    """Every string of the payload, in payload order; empty strings skipped."""
+def extract_segments(
+    payload: pb.Payload, *, max_json_depth: int = MAX_JSON_DEPTH
+) -> list[Segment]:
+    """Every string of the payload, in payload order; empty strings skipped.
+
+    ``max_json_depth`` is GUARDRAIL_MAX_JSON_DEPTH (service/limits.py)."""
     segments = [Segment("text", payload.text)] if payload.text else []
     for i, message in enumerate(payload.messages):
-        segments.extend(_message_segments(i, message))
+        segments.extend(_message_segments(i, message, max_json_depth))
     for i, tool in enumerate(payload.tools):
-        segments.extend(_tool_segments(i, tool))
+        segments.extend(_tool_segments(i, tool, max_json_depth))
     return [s for s in segments if s.text]
 
 

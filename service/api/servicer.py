@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import grpc
@@ -10,18 +10,27 @@ from guardrail.v1 import guardrail_pb2 as pb
 from guardrail.v1 import guardrail_pb2_grpc as pb_grpc
 
 from service.api.call_context import current_call
-from service.api.convert import spec_to_mapping, spec_to_pb
+from service.api.convert import caller_from_pb
+from service.api.convert import spec_to_mapping
 from service.api.status import to_status_proto
 from service.api.stream_check import log_holdback, run_check_stream
 from service.checking import Checker
-from service.engine import spec_from_mapping
 from service.errors import (
+    FailedPreconditionError,
+    FailedPreconditionError,
     FieldViolation,
+    GuardrailDefinitionError,
     GuardrailError,
     InvalidArgumentError,
-    ScanDeadlineError,
 )
-from service.registry import LocalChanges, Registry, RegistryChanges
+from service.limits import LIMIT_EXCEEDED, registration_limit_violations
+from service.api.registry_convert import guardrail_to_pb, history_to_pb
+from service.definition_checks import require_valid
+from service.mcp_pins import McpPins, pin_scope, pins_for_request
+from service.registry import LocalChanges, Registry, RegistryChanges, Snapshot
+from service.registry_changes import storable
+from service.settings import Settings
+from service.types import GuardrailSpec
 
 __all__ = ["GuardrailServicer"]
 
@@ -38,7 +47,9 @@ class GuardrailServicer(pb_grpc.GuardrailServiceServicer):
         holdback: int,
         offload_chars: int,
         changes: RegistryChanges | None = None,
+        settings: Settings | None = None,
     ) -> None:
+        self._settings = settings  # None: no Register-side limits (tests, CLI)
         self._registry = registry
         self._changes = changes or LocalChanges(registry)
         self._checker = checker
@@ -49,20 +60,47 @@ class GuardrailServicer(pb_grpc.GuardrailServiceServicer):
     async def Check(
         self, request: pb.CheckRequest, context: grpc.aio.ServicerContext
     ) -> pb.CheckResponse:
-        if request.ByteSize() <= self._offload_chars:
-            return self._checker.check(request)
-        # RE2 releases the GIL: a big scan in a thread keeps the loop serving.
-        scan = asyncio.to_thread(self._checker.check, request)
+        # Answer just before the caller gives up, so the row says why.
         remaining = context.time_remaining()
-        if remaining is None:
-            return await scan
-        try:
-            # Answer just before the caller gives up, so the row says why.
-            return await asyncio.wait_for(scan, max(0.0, remaining - DEADLINE_MARGIN_S))
-        except TimeoutError:
-            raise ScanDeadlineError(
-                "the scan did not finish before the call's deadline"
-            ) from None
+        deadline = (
+            None if remaining is None else time.monotonic() + remaining - DEADLINE_MARGIN_S
+        )
+        if request.ByteSize() <= self._offload_chars:
+            return self._checker.check(request, deadline=deadline)
+        # RE2 releases the GIL: a big scan in a thread keeps the loop serving.
+        return await self._checker.check_offloaded(request, deadline=deadline)
+
+    async def PinMcpTools(
+        self, request: pb.PinMcpToolsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PinMcpToolsResponse:
+        pins, scope = self._pins_and_scope(request.caller)
+        hashes = pins_for_request(request.server, request.tools)
+        await pins.pin(scope, request.server, hashes)
+        return pb.PinMcpToolsResponse(pins=_pins_pb(pins.listed(scope, request.server)))
+
+    async def ListMcpPins(
+        self, request: pb.ListMcpPinsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListMcpPinsResponse:
+        pins, scope = self._pins_and_scope(request.caller)
+        return pb.ListMcpPinsResponse(pins=_pins_pb(pins.listed(scope, request.server)))
+
+    async def ClearMcpPins(
+        self, request: pb.ClearMcpPinsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ClearMcpPinsResponse:
+        pins, scope = self._pins_and_scope(request.caller)
+        return pb.ClearMcpPinsResponse(cleared=await pins.clear(scope, request.server))
+
+    def _pins_and_scope(self, caller: pb.Caller) -> tuple[McpPins, str]:
+        record = current_call.get(None)
+        if record is not None:
+            record.caller = caller_from_pb(caller)
+        pins = self._checker.pins
+        if pins is None:
+            raise FailedPreconditionError(
+                "MCP pinning is not configured on this server", reason="PINS_DISABLED"
+            )
+        principal = record.principal if record is not None else None
+        return pins, pin_scope(principal, caller.team_id)
 
     def CheckStream(
         self,
@@ -70,7 +108,10 @@ class GuardrailServicer(pb_grpc.GuardrailServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pb.CheckStreamResponse]:
         return run_check_stream(
-            self._registry, request_iterator, holdback=self._holdback
+            self._registry,
+            request_iterator,
+            holdback=self._holdback,
+            policy=self._checker.policy,
         )
 
     async def Register(
@@ -80,25 +121,34 @@ class GuardrailServicer(pb_grpc.GuardrailServiceServicer):
     ) -> AsyncIterator[pb.RegisterResponse]:
         record = current_call.get(None)
         metadata = {"request_id": record.request_id} if record is not None else {}
+        actor = _actor(context)
         async for request in request_iterator:
             try:
-                yield await self._register_one(request)
+                yield await self._register_one(request, actor)
             except GuardrailError as error:
                 yield pb.RegisterResponse(error=to_status_proto(error, metadata))
 
-    async def _register_one(self, request: pb.RegisterRequest) -> pb.RegisterResponse:
+    async def _register_one(
+        self, request: pb.RegisterRequest, actor: str = ""
+    ) -> pb.RegisterResponse:
         if not request.HasField("guardrail"):
             raise InvalidArgumentError(
                 "register request has no guardrail",
                 [FieldViolation("guardrail", "required")],
             )
-        spec = spec_from_mapping(spec_to_mapping(request.guardrail))
+        # Every problem of the item at once, before any process sees it.
+        spec = require_valid(spec_to_mapping(request.guardrail))
+        self._check_limits(spec)
         if request.validate_only:
-            checked = self._registry.validate(spec)
+            checked = self._registry.next_version(spec)
             generation = self._registry.snapshot.generation
         else:
-            self._registry.validate(spec)  # fail here, before any process sees it
-            checked, generation = await self._changes.register(spec)
+            checked, generation = await self._changes.register(
+                spec,
+                encoded=storable(request.guardrail),
+                disabled=request.guardrail.disabled,
+                actor=actor,
+            )
         self._note_generation(generation)
         accepted = pb.RegisterAccepted(
             name=checked.name,
@@ -114,8 +164,8 @@ class GuardrailServicer(pb_grpc.GuardrailServiceServicer):
         snapshot = self._registry.snapshot
         self._note_generation(snapshot.generation)
         guardrails = [
-            spec_to_pb(g.spec, include_rules=request.include_rules)
-            for _, g in sorted(snapshot.guardrails.items())
+            _described(snapshot, name, include_rules=request.include_rules)
+            for name in snapshot.names()
         ]
         return pb.ListGuardrailsResponse(
             guardrails=guardrails, registry_generation=snapshot.generation
@@ -126,23 +176,73 @@ class GuardrailServicer(pb_grpc.GuardrailServiceServicer):
     ) -> pb.GetGuardrailResponse:
         snapshot = self._registry.snapshot
         self._note_generation(snapshot.generation)
-        guardrail = snapshot.resolve([_required_name(request.name)])[0]
-        return pb.GetGuardrailResponse(guardrail=spec_to_pb(guardrail.spec))
+        guardrail = _described(snapshot, _required_name(request.name))
+        return pb.GetGuardrailResponse(guardrail=guardrail)
 
     async def DeleteGuardrail(
         self, request: pb.DeleteGuardrailRequest, context: grpc.aio.ServicerContext
     ) -> pb.DeleteGuardrailResponse:
         name = _required_name(request.name)
         self._registry.check_deletable(name)
-        generation = await self._changes.delete(name)
+        generation = await self._changes.delete(name, actor=_actor(context))
         self._note_generation(generation)
         return pb.DeleteGuardrailResponse(registry_generation=generation)
+
+    async def GetGuardrailHistory(
+        self, request: pb.GetGuardrailHistoryRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetGuardrailHistoryResponse:
+        name = _required_name(request.name)
+        history = getattr(self._changes, "history", None)
+        if history is None:
+            raise FailedPreconditionError(
+                "this server keeps no registry history (no database)",
+                reason="NO_REGISTRY_STORE",
+            )
+        entries = await history(name, request.limit or 100)
+        if not entries:
+            self._registry.snapshot.describe(name)  # NOT_FOUND for a name never known
+        self._note_generation(self._registry.snapshot.generation)
+        return pb.GetGuardrailHistoryResponse(changes=[history_to_pb(e) for e in entries])
+
+    def _check_limits(self, spec: GuardrailSpec) -> None:
+        if self._settings is None:
+            return
+        registered = sum(
+            1
+            for name, g in self._registry.snapshot.guardrails.items()
+            if not g.spec.builtin and name != spec.name  # a same-name item replaces
+        )
+        violations = registration_limit_violations(spec, self._settings, registered)
+        if violations:
+            error = GuardrailDefinitionError(spec.name, violations)
+            error.reason = LIMIT_EXCEEDED
+            raise error
 
     @staticmethod
     def _note_generation(generation: int) -> None:
         record = current_call.get(None)
         if record is not None:
             record.registry_generation = generation
+
+
+def _actor(context: grpc.aio.ServicerContext) -> str:
+    """Who makes a change: the API key id when authenticated, else the peer."""
+    record = current_call.get(None)
+    if record is not None and record.principal is not None:
+        return f"key:{record.principal.key_id}"
+    try:
+        return str(context.peer() or "")
+    except Exception:  # a context without a peer (in-process tests)
+        return ""
+
+
+def _described(snapshot: Snapshot, name: str, *, include_rules: bool = True) -> pb.Guardrail:
+    spec, info = snapshot.describe(name)
+    return guardrail_to_pb(spec, info, include_rules=include_rules)
+
+
+def _pins_pb(rows: list[tuple[str, str, str]]) -> list[pb.McpToolPin]:
+    return [pb.McpToolPin(server=s, tool=t, sha256=h) for s, t, h in rows]
 
 
 def _required_name(name: str) -> str:

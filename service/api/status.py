@@ -18,6 +18,7 @@ from service.errors import (
     GuardrailError,
     InvalidArgumentError,
     NotFoundError,
+    RateLimitedError,
     UnavailableError,
 )
 
@@ -61,6 +62,17 @@ def _specific_details(error: GuardrailError) -> list[any_pb2.Any]:
             )
             for name in error.resource_names
         ]
+    if isinstance(error, RateLimitedError):
+        quota = error_details_pb2.QuotaFailure(
+            violations=[
+                error_details_pb2.QuotaFailure.Violation(
+                    subject=error.subject, description=error.message
+                )
+            ]
+        )
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(int(error.retry_after_s * 1e9))
+        return [_pack(quota), _pack(error_details_pb2.RetryInfo(retry_delay=delay))]
     if isinstance(error, UnavailableError):
         delay = duration_pb2.Duration()
         delay.FromNanoseconds(int(error.retry_after_s * 1e9))

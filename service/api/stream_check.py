@@ -16,9 +16,9 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from guardrail.v1 import guardrail_pb2 as pb
 
 from service.api.call_context import current_call
-from service.api.convert import caller_from_pb, decision_to_pb, findings_to_pb, outcome_to_pb
+from service.api.convert import caller_from_pb, decision_to_pb, findings_to_pb
 from service.api.payload import extract_segments, masked_payload
-from service.checking import Selection, resolve_direction, select_guardrails
+from service.checking import Selection, outcome_pb, resolve_direction, select_guardrails
 from service.decide import decision_for, direction_reason, not_run
 from service.engine import CompiledGuardrail, mask_text
 from service.errors import (
@@ -27,6 +27,8 @@ from service.errors import (
     InvalidArgumentError,
     ResourceExhaustedError,
 )
+from service.mcp_pins import RUG_PULL_GUARDRAIL
+from service.policy import EMPTY_POLICY, Policy
 from service.registry import Registry, Snapshot
 from service.streaming import (
     Holdback,
@@ -40,10 +42,12 @@ from service.streaming import (
 )
 from service.telemetry.logging import get_logger
 from service.types import (
+    Action,
     CallRecord,
     Decision,
     Direction,
     Finding,
+    GuardrailMode,
     GuardrailOutcome,
     GuardrailStatus,
 )
@@ -112,6 +116,7 @@ class _Session:
         self.direction = direction
         self.holdback = holdback
         self.book = ScoreBook(selection.ran)
+        self.unsupported: list[GuardrailOutcome] = []  # NOT_RUN: streams cannot yet
         self.texts: dict[int, TextStream] = {}
         self.calls = ToolCallAssembler(MAX_TOOL_ARGUMENT_CHARS)
         self.call_findings: list[Finding] = []
@@ -221,6 +226,7 @@ class _Session:
         outcomes = [self._outcome(g, findings) for g in self.selection.ran]
         reason = direction_reason(self.direction)
         skipped = [not_run(g, reason) for g in self.selection.skipped]
+        skipped.extend(self.unsupported)
         intervened = {o.action for o in outcomes if o.status is GuardrailStatus.INTERVENED}
         return decision_for(intervened), [*outcomes, *skipped], findings
 
@@ -246,6 +252,34 @@ class _Session:
         record.stream_bytes = self.bytes
         if stream_end is not None:
             record.stream_end = stream_end
+
+
+def _stream_selection(selection: Selection) -> tuple[Selection, list[GuardrailOutcome]]:
+    """Drop what streams cannot do yet (non-enforce modes, MCP pins), saying so."""
+    unsupported = [
+        g for g in selection.ran if selection.mode_of(g) is not GuardrailMode.ENFORCE
+    ]
+    outcomes = [
+        not_run(
+            g,
+            f"mode {selection.mode_of(g).value} is not supported by CheckStream",
+            mode=selection.mode_of(g),
+            fail_mode=selection.fail_mode_of(g),
+        )
+        for g in unsupported
+    ]
+    if selection.rug_pull or selection.rug_pull_skipped:
+        outcomes.append(
+            GuardrailOutcome(
+                name=RUG_PULL_GUARDRAIL,
+                version=1,
+                status=GuardrailStatus.NOT_RUN,
+                action=Action.FLAG,
+                reason="MCP pins are compared by Check, not CheckStream",
+            )
+        )
+    ran = [g for g in selection.ran if g not in unsupported]
+    return dataclasses.replace(selection, ran=ran), outcomes
 
 
 def _relocated(finding: Finding, call_path: str) -> Finding:
@@ -298,7 +332,9 @@ def _start_record(
     record.client_request_id = opened.client_request_id or record.client_request_id
     record.caller = caller_from_pb(opened.caller)
     record.registry_generation = snapshot.generation
-    record.applied_guardrails = session.selection.names
+    record.applied_guardrails = session.selection.applied
+    record.no_guardrails = not session.selection.applied
+    record.policy_layers = session.selection.layers
     record.stream_end = "cancelled"  # until it ends any other way
 
 
@@ -311,10 +347,12 @@ def _verdict(
             request_id=record.request_id if record is not None else "",
             decision=decision_to_pb(decision),
             findings=findings_to_pb(findings),
-            guardrail_results=[outcome_to_pb(o) for o in outcomes],
+            guardrail_results=[outcome_pb(o) for o in outcomes],
             registry_generation=snapshot.generation,
             chunk_count=session.chunks,
-            applied_guardrails=session.selection.names,
+            applied_guardrails=session.selection.applied,
+            no_guardrails=not session.selection.applied,
+            policy_layers=session.selection.layers,
             holdback_chars=session.holdback.chars,
             capped_rules=session.holdback.capped_rules,
             stream_bytes=session.bytes,
@@ -327,16 +365,27 @@ async def run_check_stream(
     requests: AsyncIterator[pb.CheckStreamRequest],
     *,
     holdback: int,
+    policy: Policy = EMPTY_POLICY,
 ) -> AsyncIterator[pb.CheckStreamResponse]:
     """The CheckStream handler; ``holdback`` caps the derived hold-back."""
     opened = await _open(requests)
     snapshot = registry.snapshot
     direction = resolve_direction(opened.direction, default=Direction.OUTPUT)
-    selection = select_guardrails(snapshot, list(opened.guardrails), direction)
+    record = current_call.get(None)
+    selection = select_guardrails(
+        snapshot,
+        list(opened.guardrails),
+        direction,
+        policy=policy,
+        principal=record.principal if record is not None else None,
+        request_team=opened.caller.team_id,
+        rug_pull_default=True,
+    )
+    selection, unsupported = _stream_selection(selection)
     engine = engine_for(snapshot)
     limits = engine.holdback(selection.names, holdback)
     session = _Session(engine, selection, direction, limits)
-    record = current_call.get(None)
+    session.unsupported = unsupported
     _start_record(record, opened, snapshot, session)
 
     ended = "cancelled"

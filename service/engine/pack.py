@@ -17,7 +17,15 @@ from typing import TypeVar
 import yaml
 
 from service.errors import FieldViolation, GuardrailDefinitionError
-from service.types import Action, Direction, FailMode, GuardrailSpec, RuleSpec, Severity
+from service.types import (
+    Action,
+    Direction,
+    FailMode,
+    GuardrailMode,
+    GuardrailSpec,
+    RuleSpec,
+    Severity,
+)
 
 __all__ = ["builtin_specs", "load_pack_file", "spec_from_mapping"]
 
@@ -26,7 +34,7 @@ PACKS_DIR = Path(__file__).with_name("packs")
 _GUARDRAIL_KEYS = frozenset(
     {
         "name", "description", "action", "directions", "default_on", "fail_mode",
-        "score_threshold", "version", "rules",
+        "score_threshold", "version", "rules", "mode",
     }
 )  # fmt: skip
 _RULE_KEYS = frozenset(
@@ -194,6 +202,7 @@ def spec_from_mapping(
         score_threshold=read.number("score_threshold", 0.0),
         version=read.typed("version", int, 1, "an integer"),
         builtin=builtin,
+        mode=read.choice("mode", GuardrailMode, GuardrailMode.ENFORCE) or GuardrailMode.ENFORCE,
     )
     if problems:
         raise GuardrailDefinitionError(name, problems)

@@ -131,3 +131,81 @@ def spend_log_migrations(table: str = "spend_logs") -> list[Migration]:
             ),
         ),
     ]  # fmt: skip
+
+
+REGISTRY_COMPONENT = "registry"
+
+
+def registry_migrations() -> list[Migration]:
+    """The guardrail registry's tables (component ``registry``).
+
+    ``registry_guardrails`` holds the stored definitions in force (one row per
+    name; the spec is the serialized ``guardrail.v1.Guardrail`` so fields added
+    to the proto later persist unchanged), ``registry_history`` every change
+    with before and after, ``registry_state`` the single generation counter.
+    """
+    return [
+        Migration(
+            REGISTRY_COMPONENT, 1, "guardrail definitions, history and generation",
+            sqlite=(
+                "CREATE TABLE IF NOT EXISTS registry_state ("
+                " id integer PRIMARY KEY CHECK (id = 1), generation bigint NOT NULL)",
+                "INSERT INTO registry_state VALUES (1, 1) ON CONFLICT (id) DO NOTHING",
+                "CREATE TABLE IF NOT EXISTS registry_guardrails ("
+                " name text PRIMARY KEY, version integer NOT NULL, spec blob NOT NULL,"
+                " source text NOT NULL, disabled integer NOT NULL DEFAULT 0,"
+                " updated_at text NOT NULL, updated_by text NOT NULL DEFAULT '')",
+                "CREATE TABLE IF NOT EXISTS registry_history ("
+                " id integer PRIMARY KEY AUTOINCREMENT, generation bigint NOT NULL,"
+                " name text NOT NULL, version integer NOT NULL, action text NOT NULL,"
+                " actor text NOT NULL, source text NOT NULL, at text NOT NULL,"
+                " before blob, after blob)",
+                "CREATE INDEX IF NOT EXISTS registry_history_name_idx"
+                " ON registry_history (name, id)",
+            ),
+            postgres=(
+                "CREATE TABLE IF NOT EXISTS registry_state ("
+                " id integer PRIMARY KEY CHECK (id = 1), generation bigint NOT NULL)",
+                "INSERT INTO registry_state VALUES (1, 1) ON CONFLICT (id) DO NOTHING",
+                "CREATE TABLE IF NOT EXISTS registry_guardrails ("
+                " name text PRIMARY KEY, version integer NOT NULL, spec bytea NOT NULL,"
+                " source text NOT NULL, disabled boolean NOT NULL DEFAULT false,"
+                " updated_at timestamptz NOT NULL, updated_by text NOT NULL DEFAULT '')",
+                "CREATE TABLE IF NOT EXISTS registry_history ("
+                " id bigserial PRIMARY KEY, generation bigint NOT NULL,"
+                " name text NOT NULL, version integer NOT NULL, action text NOT NULL,"
+                " actor text NOT NULL, source text NOT NULL, at timestamptz NOT NULL,"
+                " before bytea, after bytea)",
+                "CREATE INDEX IF NOT EXISTS registry_history_name_idx"
+                " ON registry_history (name, id)",
+            ),
+        ),
+    ]  # fmt: skip
+
+
+def mcp_pin_migrations() -> list[Migration]:
+    """Component ``mcp_pins``: pinned MCP tool hashes and their change counter."""
+    return [
+        Migration(
+            component="mcp_pins",
+            version=1,
+            description="mcp_pins and mcp_pin_generation",
+            sqlite=(
+                "CREATE TABLE IF NOT EXISTS mcp_pins (scope text NOT NULL,"
+                " server text NOT NULL, tool text NOT NULL, sha256 text NOT NULL,"
+                " pinned_at text NOT NULL, PRIMARY KEY (scope, server, tool))",
+                "CREATE TABLE IF NOT EXISTS mcp_pin_generation"
+                " (id integer PRIMARY KEY CHECK (id = 1), generation integer NOT NULL)",
+                "INSERT OR IGNORE INTO mcp_pin_generation VALUES (1, 0)",
+            ),
+            postgres=(
+                "CREATE TABLE IF NOT EXISTS mcp_pins (scope text NOT NULL,"
+                " server text NOT NULL, tool text NOT NULL, sha256 text NOT NULL,"
+                " pinned_at timestamptz NOT NULL DEFAULT now(),"
+                " PRIMARY KEY (scope, server, tool))",
+                "CREATE TABLE IF NOT EXISTS mcp_pin_generation"
+                " (id integer PRIMARY KEY CHECK (id = 1), generation bigint NOT NULL)",
+                "INSERT INTO mcp_pin_generation VALUES (1, 0) ON CONFLICT DO NOTHING",
+            ),
+        )
+    ]

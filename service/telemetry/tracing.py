@@ -296,6 +296,8 @@ class ServerTracer:
             )
             for finding in by_guardrail.get(outcome.name, ()):
                 child.add_event("gen_ai.security.finding", _finding_event(finding))
+            if outcome.status is GuardrailStatus.FAILED_OPEN:
+                child.add_event("gen_ai.guardrail.failed_open", {"reason": outcome.reason})
             child.end(end_time=end_ns)
 
 
@@ -316,6 +318,8 @@ def _outcome_attributes(record: CallRecord) -> dict[str, AttributeValue]:
     if record.direction is not None:
         attributes["gen_ai.guardrail.direction"] = record.direction.value
         attributes["gen_ai.security.target.type"] = TARGET_TYPES[record.direction]
+    if record.no_guardrails:
+        attributes["gen_ai.guardrail.no_guardrails"] = True
     if record.outcomes:
         outcomes = record.outcomes[:MAX_LISTED]
         attributes["gen_ai.guardrail.names"] = [o.name for o in outcomes]
@@ -361,6 +365,9 @@ def _guardrail_attributes(
         attributes["gen_ai.security.content.redacted"] = True
     if outcome.status is GuardrailStatus.FAILED_OPEN:
         attributes["error.type"] = "failed_open"
+    if outcome.reason:  # fixed texts of ours (NOT_RUN / FAILED_OPEN), never content
+        attributes["gen_ai.guardrail.reason"] = outcome.reason
+    attributes["gen_ai.guardrail.mode"] = outcome.mode.value
 
     return attributes
 

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from guardrail.v1 import guardrail_pb2 as pb
 from guardrail.v1 import guardrail_pb2_grpc as pb_grpc
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.procs import serving, start_service, wait_for
 
 WORKERS = 3
 CALLS = 1_000
@@ -26,55 +22,25 @@ CONNECTIONS = 8
 CHECK_OK = {"grpc_method": "Check", "grpc_code": "OK"}
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class Instance:
+    """The shared service process helper, plus scraping and load for these tests."""
+
     def __init__(self, tmp_path: Path) -> None:
-        self.port, self.metrics_port = _free_port(), _free_port()
-        env = {
-            **os.environ,
-            "GUARDRAIL_WORKERS": str(WORKERS),
-            "GUARDRAIL_HOST": "127.0.0.1",
-            "GUARDRAIL_PORT": str(self.port),
-            "GUARDRAIL_METRICS_PORT": str(self.metrics_port),
-            "GUARDRAIL_DATABASE_URL": f"sqlite:///{tmp_path / 'spend.db'}",
-            "GUARDRAIL_LOG_LEVEL": "warning",
-            "GUARDRAIL_LOG_FORMAT": "json",
-        }
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        self.service = start_service(
+            tmp_path, workers=WORKERS, env={"GUARDRAIL_LOG_FORMAT": "json"}
         )
+        self.process = self.service.process
+        self.port, self.metrics_port = self.service.port, self.service.metrics_port
 
     def worker_pids(self) -> list[int]:
         # Only the spawned workers: multiprocessing's resource tracker is a child too.
-        out = subprocess.run(
-            ["pgrep", "-P", str(self.process.pid), "-f", "spawn_main"],
-            capture_output=True,
-            text=True,
-        ).stdout
-        return [int(p) for p in out.split()]
+        return self.service.worker_pids()
 
     def serving(self) -> bool:
-        with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
-            try:
-                answer = health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(), timeout=1
-                )
-            except grpc.RpcError:
-                return False
-        return answer.status == health_pb2.HealthCheckResponse.SERVING
+        return serving(self.service.target)
 
     def scrape(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            text = response.read().decode()
+        text = self.service.metrics_text()
         return {
             (sample.name, tuple(sorted(sample.labels.items()))): sample.value
             for family in text_string_to_metric_families(text)
@@ -90,26 +56,27 @@ class Instance:
             with grpc.insecure_channel(f"127.0.0.1:{self.port}", options=options) as ch:
                 stub = pb_grpc.GuardrailServiceStub(ch)
                 for _ in range(share):
-                    stub.Check(pb.CheckRequest(payload=pb.Payload(text="hi")), timeout=10)
+                    stub.Check(
+                        pb.CheckRequest(payload=pb.Payload(text="hi")), timeout=10
+                    )
 
-        shares = [count // CONNECTIONS + (i < count % CONNECTIONS) for i in range(CONNECTIONS)]
+        shares = [
+            count // CONNECTIONS + (i < count % CONNECTIONS) for i in range(CONNECTIONS)
+        ]
         with ThreadPoolExecutor(CONNECTIONS) as pool:
             list(pool.map(run, shares))
 
 
 def _wait(predicate, timeout: float = 240.0) -> None:
     # Workers compile every pack at start: tens of seconds on a busy 2-core box.
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
+    wait_for(predicate, timeout)
 
 
 def total(series, name: str, match: dict[str, str]) -> float:
     wanted = set(match.items())
-    return sum(v for (n, labels), v in series.items() if n == name and wanted <= set(labels))
+    return sum(
+        v for (n, labels), v in series.items() if n == name and wanted <= set(labels)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -119,9 +86,7 @@ def instance(tmp_path_factory) -> Iterator[Instance]:
         _wait(lambda: len(running.worker_pids()) == WORKERS and running.serving())
         yield running
     finally:
-        if running.process.poll() is None:
-            running.process.send_signal(signal.SIGTERM)
-            running.process.wait(timeout=60)
+        running.service.terminate()
 
 
 def test_thousand_calls_over_several_workers_are_exactly_a_thousand(instance):
@@ -132,9 +97,9 @@ def test_thousand_calls_over_several_workers_are_exactly_a_thousand(instance):
     series = instance.scrape()
     assert total(series, "grpc_server_handled_total", CHECK_OK) == CALLS
     assert total(series, "grpc_server_started_total", {"grpc_method": "Check"}) == CALLS
-    assert total(series, "grpc_server_handling_seconds_count", {"grpc_method": "Check"}) == (
-        CALLS
-    )
+    assert total(
+        series, "grpc_server_handling_seconds_count", {"grpc_method": "Check"}
+    ) == (CALLS)
     assert not any("pid" in dict(labels) for _, labels in series)
 
 

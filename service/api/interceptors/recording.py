@@ -1,7 +1,9 @@
 """The recording interceptor: one CallRecord per RPC, handed to every sink.
 
 It wraps the handler once (all four call shapes share one helper), gives the
-call a server-generated request id, translates errors into statuses, and at
+call a server-generated request id, parses the request bytes itself (so a
+body that is not valid protobuf is a recorded INVALID_ARGUMENT, not grpc's
+unrecorded UNKNOWN), translates errors into statuses, and at
 exit hands the finished record to the metrics, the span, the access log and
 the SpendLogs writer. Health and reflection calls pass through untouched.
 """
@@ -19,11 +21,12 @@ from types import TracebackType
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
 from service.api.call_context import current_call
 from service.api.status import INTERNAL_MESSAGE, internal_status, to_grpc_status
-from service.errors import GuardrailError
+from service.errors import FieldViolation, GuardrailError, InvalidArgumentError
 from service.telemetry.correlation import TraceIds, current_ids, parse_traceparent
 from service.telemetry.logging import AccessLog, get_logger
 from service.telemetry.metrics import MethodMetrics, Metrics, grpc_type_of
@@ -39,6 +42,7 @@ MAX_CLIENT_REQUEST_ID = 128
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
+Decoder = Callable[[bytes], Any] | None
 
 
 class _Status(
@@ -97,11 +101,28 @@ def _error_reason(trailing_metadata: Any) -> str:
     return ""
 
 
-async def _counted(requests: AsyncIterator[Any], plan: _Plan) -> AsyncIterator[Any]:
+def _decoded(decode: Decoder, raw: Any) -> Any:
+    """Parse a request inside the recorded call, so a corrupt body is the
+    caller's INVALID_ARGUMENT with a row, not grpc's UNKNOWN with none."""
+    if decode is None:
+        return raw
+    try:
+        return decode(raw)
+    except DecodeError:
+        raise InvalidArgumentError(
+            "the request message is not a valid protobuf encoding",
+            [FieldViolation("request", "cannot be parsed")],
+            reason="MALFORMED_MESSAGE",
+        ) from None
+
+
+async def _counted(
+    requests: AsyncIterator[Any], plan: _Plan, decode: Decoder = None
+) -> AsyncIterator[Any]:
     received = plan.metrics.received
     async for request in requests:
         received.inc()
-        yield request
+        yield _decoded(decode, request)
 
 
 def _log_ids(parent: tuple[int, int, int] | None) -> TraceIds | None:
@@ -282,24 +303,28 @@ class RecordingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler),
         }
         attribute, factory = factories[(streaming_in, streaming_out)]
-        behavior = wrap(plan, getattr(handler, attribute), streaming_in)
+        decode = handler.request_deserializer
+        behavior = wrap(plan, getattr(handler, attribute), streaming_in, decode)
 
+        # Raw bytes in: the wrapper parses them where a failure is recorded.
         return factory(
             behavior,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=None,
             response_serializer=handler.response_serializer,
         )
 
     def _unary_response(
-        self, plan: _Plan, behavior: Behavior, streaming_in: bool
+        self, plan: _Plan, behavior: Behavior, streaming_in: bool, decode: Decoder
     ) -> Behavior:
         sent = plan.metrics.sent
 
         async def record_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             async with _Recording(self, plan, context):
-                request = _counted(request, plan) if streaming_in else request
-                if not streaming_in:
+                if streaming_in:
+                    request = _counted(request, plan, decode)
+                else:
                     plan.metrics.received.inc()
+                    request = _decoded(decode, request)
                 response = behavior(request, context)
                 if inspect.isawaitable(response):
                     response = await response
@@ -309,7 +334,7 @@ class RecordingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return record_unary
 
     def _streaming_response(
-        self, plan: _Plan, behavior: Behavior, streaming_in: bool
+        self, plan: _Plan, behavior: Behavior, streaming_in: bool, decode: Decoder
     ) -> Behavior:
         sent = plan.metrics.sent
 
@@ -317,9 +342,11 @@ class RecordingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             request: Any, context: grpc.aio.ServicerContext
         ) -> AsyncIterator[Any]:
             async with _Recording(self, plan, context):
-                request = _counted(request, plan) if streaming_in else request
-                if not streaming_in:
+                if streaming_in:
+                    request = _counted(request, plan, decode)
+                else:
                     plan.metrics.received.inc()
+                    request = _decoded(decode, request)
                 responses = behavior(request, context)
                 if not hasattr(responses, "__aiter__"):
                     await responses  # the handler writes with context.write()

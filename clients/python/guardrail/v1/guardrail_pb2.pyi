@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.rpc import status_pb2 as _status_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -55,6 +56,21 @@ class FailMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FAIL_MODE_UNSPECIFIED: _ClassVar[FailMode]
     FAIL_MODE_OPEN: _ClassVar[FailMode]
     FAIL_MODE_CLOSED: _ClassVar[FailMode]
+
+class GuardrailMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    GUARDRAIL_MODE_UNSPECIFIED: _ClassVar[GuardrailMode]
+    GUARDRAIL_MODE_ENFORCE: _ClassVar[GuardrailMode]
+    GUARDRAIL_MODE_MONITOR: _ClassVar[GuardrailMode]
+    GUARDRAIL_MODE_DRY_RUN: _ClassVar[GuardrailMode]
+
+class GuardrailChangeAction(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    GUARDRAIL_CHANGE_ACTION_UNSPECIFIED: _ClassVar[GuardrailChangeAction]
+    GUARDRAIL_CHANGE_ACTION_CREATE: _ClassVar[GuardrailChangeAction]
+    GUARDRAIL_CHANGE_ACTION_UPDATE: _ClassVar[GuardrailChangeAction]
+    GUARDRAIL_CHANGE_ACTION_OVERRIDE: _ClassVar[GuardrailChangeAction]
+    GUARDRAIL_CHANGE_ACTION_DELETE: _ClassVar[GuardrailChangeAction]
 DIRECTION_UNSPECIFIED: Direction
 DIRECTION_INPUT: Direction
 DIRECTION_OUTPUT: Direction
@@ -82,6 +98,15 @@ GUARDRAIL_STATUS_NOT_RUN: GuardrailStatus
 FAIL_MODE_UNSPECIFIED: FailMode
 FAIL_MODE_OPEN: FailMode
 FAIL_MODE_CLOSED: FailMode
+GUARDRAIL_MODE_UNSPECIFIED: GuardrailMode
+GUARDRAIL_MODE_ENFORCE: GuardrailMode
+GUARDRAIL_MODE_MONITOR: GuardrailMode
+GUARDRAIL_MODE_DRY_RUN: GuardrailMode
+GUARDRAIL_CHANGE_ACTION_UNSPECIFIED: GuardrailChangeAction
+GUARDRAIL_CHANGE_ACTION_CREATE: GuardrailChangeAction
+GUARDRAIL_CHANGE_ACTION_UPDATE: GuardrailChangeAction
+GUARDRAIL_CHANGE_ACTION_OVERRIDE: GuardrailChangeAction
+GUARDRAIL_CHANGE_ACTION_DELETE: GuardrailChangeAction
 
 class Payload(_message.Message):
     __slots__ = ("text", "messages", "tools")
@@ -198,7 +223,7 @@ class Finding(_message.Message):
     def __init__(self, guardrail: _Optional[str] = ..., rule_id: _Optional[str] = ..., category: _Optional[str] = ..., severity: _Optional[_Union[Severity, str]] = ..., action: _Optional[_Union[Action, str]] = ..., location: _Optional[_Union[Location, _Mapping]] = ..., redacted_preview: _Optional[str] = ..., decoded: _Optional[bool] = ...) -> None: ...
 
 class GuardrailResult(_message.Message):
-    __slots__ = ("name", "version", "status", "reason", "finding_count", "action", "score")
+    __slots__ = ("name", "version", "status", "reason", "finding_count", "action", "score", "mode", "fail_mode")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -206,6 +231,8 @@ class GuardrailResult(_message.Message):
     FINDING_COUNT_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    FAIL_MODE_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
     status: GuardrailStatus
@@ -213,10 +240,12 @@ class GuardrailResult(_message.Message):
     finding_count: int
     action: Action
     score: float
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., status: _Optional[_Union[GuardrailStatus, str]] = ..., reason: _Optional[str] = ..., finding_count: _Optional[int] = ..., action: _Optional[_Union[Action, str]] = ..., score: _Optional[float] = ...) -> None: ...
+    mode: GuardrailMode
+    fail_mode: FailMode
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., status: _Optional[_Union[GuardrailStatus, str]] = ..., reason: _Optional[str] = ..., finding_count: _Optional[int] = ..., action: _Optional[_Union[Action, str]] = ..., score: _Optional[float] = ..., mode: _Optional[_Union[GuardrailMode, str]] = ..., fail_mode: _Optional[_Union[FailMode, str]] = ...) -> None: ...
 
 class CheckResponse(_message.Message):
-    __slots__ = ("request_id", "decision", "findings", "guardrail_results", "masked_payload", "registry_generation", "scan_duration", "applied_guardrails")
+    __slots__ = ("request_id", "decision", "findings", "guardrail_results", "masked_payload", "registry_generation", "scan_duration", "applied_guardrails", "no_guardrails", "policy_layers", "dry_run_decision")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     DECISION_FIELD_NUMBER: _ClassVar[int]
     FINDINGS_FIELD_NUMBER: _ClassVar[int]
@@ -225,6 +254,9 @@ class CheckResponse(_message.Message):
     REGISTRY_GENERATION_FIELD_NUMBER: _ClassVar[int]
     SCAN_DURATION_FIELD_NUMBER: _ClassVar[int]
     APPLIED_GUARDRAILS_FIELD_NUMBER: _ClassVar[int]
+    NO_GUARDRAILS_FIELD_NUMBER: _ClassVar[int]
+    POLICY_LAYERS_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_DECISION_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     decision: Decision
     findings: _containers.RepeatedCompositeFieldContainer[Finding]
@@ -233,7 +265,10 @@ class CheckResponse(_message.Message):
     registry_generation: int
     scan_duration: _duration_pb2.Duration
     applied_guardrails: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, request_id: _Optional[str] = ..., decision: _Optional[_Union[Decision, str]] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., guardrail_results: _Optional[_Iterable[_Union[GuardrailResult, _Mapping]]] = ..., masked_payload: _Optional[_Union[Payload, _Mapping]] = ..., registry_generation: _Optional[int] = ..., scan_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., applied_guardrails: _Optional[_Iterable[str]] = ...) -> None: ...
+    no_guardrails: bool
+    policy_layers: _containers.RepeatedScalarFieldContainer[str]
+    dry_run_decision: Decision
+    def __init__(self, request_id: _Optional[str] = ..., decision: _Optional[_Union[Decision, str]] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., guardrail_results: _Optional[_Iterable[_Union[GuardrailResult, _Mapping]]] = ..., masked_payload: _Optional[_Union[Payload, _Mapping]] = ..., registry_generation: _Optional[int] = ..., scan_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., applied_guardrails: _Optional[_Iterable[str]] = ..., no_guardrails: _Optional[bool] = ..., policy_layers: _Optional[_Iterable[str]] = ..., dry_run_decision: _Optional[_Union[Decision, str]] = ...) -> None: ...
 
 class CheckStreamRequest(_message.Message):
     __slots__ = ("open", "chunk", "end")
@@ -320,7 +355,7 @@ class StreamRelease(_message.Message):
     def __init__(self, choice_index: _Optional[int] = ..., text: _Optional[str] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ...) -> None: ...
 
 class StreamVerdict(_message.Message):
-    __slots__ = ("request_id", "decision", "findings", "guardrail_results", "registry_generation", "chunk_count", "applied_guardrails", "holdback_chars", "capped_rules", "stream_bytes")
+    __slots__ = ("request_id", "decision", "findings", "guardrail_results", "registry_generation", "chunk_count", "applied_guardrails", "holdback_chars", "capped_rules", "stream_bytes", "no_guardrails", "policy_layers")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     DECISION_FIELD_NUMBER: _ClassVar[int]
     FINDINGS_FIELD_NUMBER: _ClassVar[int]
@@ -331,6 +366,8 @@ class StreamVerdict(_message.Message):
     HOLDBACK_CHARS_FIELD_NUMBER: _ClassVar[int]
     CAPPED_RULES_FIELD_NUMBER: _ClassVar[int]
     STREAM_BYTES_FIELD_NUMBER: _ClassVar[int]
+    NO_GUARDRAILS_FIELD_NUMBER: _ClassVar[int]
+    POLICY_LAYERS_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     decision: Decision
     findings: _containers.RepeatedCompositeFieldContainer[Finding]
@@ -341,7 +378,9 @@ class StreamVerdict(_message.Message):
     holdback_chars: int
     capped_rules: _containers.RepeatedScalarFieldContainer[str]
     stream_bytes: int
-    def __init__(self, request_id: _Optional[str] = ..., decision: _Optional[_Union[Decision, str]] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., guardrail_results: _Optional[_Iterable[_Union[GuardrailResult, _Mapping]]] = ..., registry_generation: _Optional[int] = ..., chunk_count: _Optional[int] = ..., applied_guardrails: _Optional[_Iterable[str]] = ..., holdback_chars: _Optional[int] = ..., capped_rules: _Optional[_Iterable[str]] = ..., stream_bytes: _Optional[int] = ...) -> None: ...
+    no_guardrails: bool
+    policy_layers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, request_id: _Optional[str] = ..., decision: _Optional[_Union[Decision, str]] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., guardrail_results: _Optional[_Iterable[_Union[GuardrailResult, _Mapping]]] = ..., registry_generation: _Optional[int] = ..., chunk_count: _Optional[int] = ..., applied_guardrails: _Optional[_Iterable[str]] = ..., holdback_chars: _Optional[int] = ..., capped_rules: _Optional[_Iterable[str]] = ..., stream_bytes: _Optional[int] = ..., no_guardrails: _Optional[bool] = ..., policy_layers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StreamToolCall(_message.Message):
     __slots__ = ("choice_index", "index", "id", "name", "arguments_json", "masked", "findings")
@@ -362,7 +401,7 @@ class StreamToolCall(_message.Message):
     def __init__(self, choice_index: _Optional[int] = ..., index: _Optional[int] = ..., id: _Optional[str] = ..., name: _Optional[str] = ..., arguments_json: _Optional[str] = ..., masked: _Optional[bool] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ...) -> None: ...
 
 class Guardrail(_message.Message):
-    __slots__ = ("name", "description", "rules", "action", "directions", "default_on", "fail_mode", "score_threshold", "version", "builtin")
+    __slots__ = ("name", "description", "rules", "action", "directions", "default_on", "fail_mode", "score_threshold", "version", "builtin", "disabled", "source", "updated_at", "mode")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     RULES_FIELD_NUMBER: _ClassVar[int]
@@ -373,6 +412,10 @@ class Guardrail(_message.Message):
     SCORE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     BUILTIN_FIELD_NUMBER: _ClassVar[int]
+    DISABLED_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     rules: _containers.RepeatedCompositeFieldContainer[Rule]
@@ -383,7 +426,11 @@ class Guardrail(_message.Message):
     score_threshold: float
     version: int
     builtin: bool
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., rules: _Optional[_Iterable[_Union[Rule, _Mapping]]] = ..., action: _Optional[_Union[Action, str]] = ..., directions: _Optional[_Iterable[_Union[Direction, str]]] = ..., default_on: _Optional[bool] = ..., fail_mode: _Optional[_Union[FailMode, str]] = ..., score_threshold: _Optional[float] = ..., version: _Optional[int] = ..., builtin: _Optional[bool] = ...) -> None: ...
+    disabled: bool
+    source: str
+    updated_at: _timestamp_pb2.Timestamp
+    mode: GuardrailMode
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., rules: _Optional[_Iterable[_Union[Rule, _Mapping]]] = ..., action: _Optional[_Union[Action, str]] = ..., directions: _Optional[_Iterable[_Union[Direction, str]]] = ..., default_on: _Optional[bool] = ..., fail_mode: _Optional[_Union[FailMode, str]] = ..., score_threshold: _Optional[float] = ..., version: _Optional[int] = ..., builtin: _Optional[bool] = ..., disabled: _Optional[bool] = ..., source: _Optional[str] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., mode: _Optional[_Union[GuardrailMode, str]] = ...) -> None: ...
 
 class Rule(_message.Message):
     __slots__ = ("id", "category", "severity", "pattern", "keywords", "keywords_match_substrings", "prefilter", "validator", "must_match", "must_not_match", "mask_label", "weight", "ignore_case", "match_on")
@@ -482,3 +529,93 @@ class DeleteGuardrailResponse(_message.Message):
     REGISTRY_GENERATION_FIELD_NUMBER: _ClassVar[int]
     registry_generation: int
     def __init__(self, registry_generation: _Optional[int] = ...) -> None: ...
+
+class McpToolPin(_message.Message):
+    __slots__ = ("server", "tool", "sha256")
+    SERVER_FIELD_NUMBER: _ClassVar[int]
+    TOOL_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    server: str
+    tool: str
+    sha256: str
+    def __init__(self, server: _Optional[str] = ..., tool: _Optional[str] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class PinMcpToolsRequest(_message.Message):
+    __slots__ = ("server", "tools", "caller")
+    SERVER_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
+    server: str
+    tools: _containers.RepeatedCompositeFieldContainer[ToolDefinition]
+    caller: Caller
+    def __init__(self, server: _Optional[str] = ..., tools: _Optional[_Iterable[_Union[ToolDefinition, _Mapping]]] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ...) -> None: ...
+
+class PinMcpToolsResponse(_message.Message):
+    __slots__ = ("pins",)
+    PINS_FIELD_NUMBER: _ClassVar[int]
+    pins: _containers.RepeatedCompositeFieldContainer[McpToolPin]
+    def __init__(self, pins: _Optional[_Iterable[_Union[McpToolPin, _Mapping]]] = ...) -> None: ...
+
+class ListMcpPinsRequest(_message.Message):
+    __slots__ = ("server", "caller")
+    SERVER_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
+    server: str
+    caller: Caller
+    def __init__(self, server: _Optional[str] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ...) -> None: ...
+
+class ListMcpPinsResponse(_message.Message):
+    __slots__ = ("pins",)
+    PINS_FIELD_NUMBER: _ClassVar[int]
+    pins: _containers.RepeatedCompositeFieldContainer[McpToolPin]
+    def __init__(self, pins: _Optional[_Iterable[_Union[McpToolPin, _Mapping]]] = ...) -> None: ...
+
+class ClearMcpPinsRequest(_message.Message):
+    __slots__ = ("server", "caller")
+    SERVER_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
+    server: str
+    caller: Caller
+    def __init__(self, server: _Optional[str] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ...) -> None: ...
+
+class ClearMcpPinsResponse(_message.Message):
+    __slots__ = ("cleared",)
+    CLEARED_FIELD_NUMBER: _ClassVar[int]
+    cleared: int
+    def __init__(self, cleared: _Optional[int] = ...) -> None: ...
+
+class GetGuardrailHistoryRequest(_message.Message):
+    __slots__ = ("name", "limit")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    limit: int
+    def __init__(self, name: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class GetGuardrailHistoryResponse(_message.Message):
+    __slots__ = ("changes",)
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    changes: _containers.RepeatedCompositeFieldContainer[GuardrailChange]
+    def __init__(self, changes: _Optional[_Iterable[_Union[GuardrailChange, _Mapping]]] = ...) -> None: ...
+
+class GuardrailChange(_message.Message):
+    __slots__ = ("registry_generation", "name", "version", "action", "actor", "source", "changed_at", "before", "after")
+    REGISTRY_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_AT_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    registry_generation: int
+    name: str
+    version: int
+    action: GuardrailChangeAction
+    actor: str
+    source: str
+    changed_at: _timestamp_pb2.Timestamp
+    before: Guardrail
+    after: Guardrail
+    def __init__(self, registry_generation: _Optional[int] = ..., name: _Optional[str] = ..., version: _Optional[int] = ..., action: _Optional[_Union[GuardrailChangeAction, str]] = ..., actor: _Optional[str] = ..., source: _Optional[str] = ..., changed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., before: _Optional[_Union[Guardrail, _Mapping]] = ..., after: _Optional[_Union[Guardrail, _Mapping]] = ...) -> None: ...

@@ -69,6 +69,26 @@ class GuardrailServiceStub:
                 request_serializer=guardrail_dot_v1_dot_guardrail__pb2.DeleteGuardrailRequest.SerializeToString,
                 response_deserializer=guardrail_dot_v1_dot_guardrail__pb2.DeleteGuardrailResponse.FromString,
                 _registered_method=True)
+        self.GetGuardrailHistory = channel.unary_unary(
+                '/guardrail.v1.GuardrailService/GetGuardrailHistory',
+                request_serializer=guardrail_dot_v1_dot_guardrail__pb2.GetGuardrailHistoryRequest.SerializeToString,
+                response_deserializer=guardrail_dot_v1_dot_guardrail__pb2.GetGuardrailHistoryResponse.FromString,
+                _registered_method=True)
+        self.PinMcpTools = channel.unary_unary(
+                '/guardrail.v1.GuardrailService/PinMcpTools',
+                request_serializer=guardrail_dot_v1_dot_guardrail__pb2.PinMcpToolsRequest.SerializeToString,
+                response_deserializer=guardrail_dot_v1_dot_guardrail__pb2.PinMcpToolsResponse.FromString,
+                _registered_method=True)
+        self.ListMcpPins = channel.unary_unary(
+                '/guardrail.v1.GuardrailService/ListMcpPins',
+                request_serializer=guardrail_dot_v1_dot_guardrail__pb2.ListMcpPinsRequest.SerializeToString,
+                response_deserializer=guardrail_dot_v1_dot_guardrail__pb2.ListMcpPinsResponse.FromString,
+                _registered_method=True)
+        self.ClearMcpPins = channel.unary_unary(
+                '/guardrail.v1.GuardrailService/ClearMcpPins',
+                request_serializer=guardrail_dot_v1_dot_guardrail__pb2.ClearMcpPinsRequest.SerializeToString,
+                response_deserializer=guardrail_dot_v1_dot_guardrail__pb2.ClearMcpPinsResponse.FromString,
+                _registered_method=True)
 
 
 class GuardrailServiceServicer:
@@ -124,6 +144,37 @@ class GuardrailServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetGuardrailHistory(self, request, context):
+        """GetGuardrailHistory lists the stored changes of one guardrail, newest
+        first: who, when, what, and the definition before and after.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PinMcpTools(self, request, context):
+        """PinMcpTools records the tool definitions of one MCP server for the
+        caller's team/tenant; later TOOL_DESCRIPTION checks of that server's
+        tools report changed, added and removed tools (rug pulls).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMcpPins(self, request, context):
+        """ListMcpPins lists the pinned tools of the caller's team/tenant.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClearMcpPins(self, request, context):
+        """ClearMcpPins removes the pins of one server (or all servers).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GuardrailServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -156,6 +207,26 @@ def add_GuardrailServiceServicer_to_server(servicer, server):
                     servicer.DeleteGuardrail,
                     request_deserializer=guardrail_dot_v1_dot_guardrail__pb2.DeleteGuardrailRequest.FromString,
                     response_serializer=guardrail_dot_v1_dot_guardrail__pb2.DeleteGuardrailResponse.SerializeToString,
+            ),
+            'GetGuardrailHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetGuardrailHistory,
+                    request_deserializer=guardrail_dot_v1_dot_guardrail__pb2.GetGuardrailHistoryRequest.FromString,
+                    response_serializer=guardrail_dot_v1_dot_guardrail__pb2.GetGuardrailHistoryResponse.SerializeToString,
+            ),
+            'PinMcpTools': grpc.unary_unary_rpc_method_handler(
+                    servicer.PinMcpTools,
+                    request_deserializer=guardrail_dot_v1_dot_guardrail__pb2.PinMcpToolsRequest.FromString,
+                    response_serializer=guardrail_dot_v1_dot_guardrail__pb2.PinMcpToolsResponse.SerializeToString,
+            ),
+            'ListMcpPins': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMcpPins,
+                    request_deserializer=guardrail_dot_v1_dot_guardrail__pb2.ListMcpPinsRequest.FromString,
+                    response_serializer=guardrail_dot_v1_dot_guardrail__pb2.ListMcpPinsResponse.SerializeToString,
+            ),
+            'ClearMcpPins': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClearMcpPins,
+                    request_deserializer=guardrail_dot_v1_dot_guardrail__pb2.ClearMcpPinsRequest.FromString,
+                    response_serializer=guardrail_dot_v1_dot_guardrail__pb2.ClearMcpPinsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -325,6 +396,114 @@ class GuardrailService:
             '/guardrail.v1.GuardrailService/DeleteGuardrail',
             guardrail_dot_v1_dot_guardrail__pb2.DeleteGuardrailRequest.SerializeToString,
             guardrail_dot_v1_dot_guardrail__pb2.DeleteGuardrailResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetGuardrailHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/guardrail.v1.GuardrailService/GetGuardrailHistory',
+            guardrail_dot_v1_dot_guardrail__pb2.GetGuardrailHistoryRequest.SerializeToString,
+            guardrail_dot_v1_dot_guardrail__pb2.GetGuardrailHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PinMcpTools(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/guardrail.v1.GuardrailService/PinMcpTools',
+            guardrail_dot_v1_dot_guardrail__pb2.PinMcpToolsRequest.SerializeToString,
+            guardrail_dot_v1_dot_guardrail__pb2.PinMcpToolsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMcpPins(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/guardrail.v1.GuardrailService/ListMcpPins',
+            guardrail_dot_v1_dot_guardrail__pb2.ListMcpPinsRequest.SerializeToString,
+            guardrail_dot_v1_dot_guardrail__pb2.ListMcpPinsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClearMcpPins(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/guardrail.v1.GuardrailService/ClearMcpPins',
+            guardrail_dot_v1_dot_guardrail__pb2.ClearMcpPinsRequest.SerializeToString,
+            guardrail_dot_v1_dot_guardrail__pb2.ClearMcpPinsResponse.FromString,
             options,
             channel_credentials,
             insecure,
