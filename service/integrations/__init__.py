@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from service.auth import Authenticator
 from service.checking import Checker
 from service.integrations._envoy_common import EnvoyPolicy
 from service.integrations.envoy_ext_authz import SERVICE_NAME as EXT_AUTHZ_SERVICE
@@ -75,6 +76,7 @@ async def start_http(
     metrics: Metrics,
     tracing: Tracing | None,
     writer: SpendLogWriter,
+    authenticator: Authenticator | None = None,
 ) -> HttpEndpoint | None:
     """Start the Generic Guardrail API endpoint; None when GUARDRAIL_HTTP_PORT is 0."""
     if not settings.http_port:
@@ -92,6 +94,8 @@ async def start_http(
         offload_chars=settings.offload_chars,
         max_body_bytes=settings.max_message_bytes,
         reuse_port=settings.workers > 1,
+        authenticator=authenticator,  # same API keys as the gRPC port
+        holdback_cap=settings.stream_holdback_chars,
     )
 
 

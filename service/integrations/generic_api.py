@@ -16,6 +16,13 @@ and reads back ``{"action": "NONE" | "BLOCKED" | "GUARDRAIL_INTERVENED",
 ``additional_provider_specific_params.guardrails`` names the guardrails to run
 (default: the defaults of the direction).
 
+Answers to ``input_type: response`` texts carry ``stream_holdback_chars``
+(one per text): the widest match of the guardrails that ran, capped like
+CheckStream's hold-back. LiteLLM's streaming ``incremental_diff`` mode keeps
+that many trailing characters back, so a match still being streamed is never
+sent before it can be masked. (Its default ``block_only`` streaming mode
+drops rewrites: masking a stream over this API needs ``incremental_diff``.)
+
 Known shortcoming: the API has no way to return masked tool-call arguments,
 so a MASK finding inside a tool call is answered BLOCKED (never passed on
 unmasked), with a reason saying so.
@@ -34,6 +41,7 @@ from service.api.call_context import current_call
 from service.checking import Checker
 from service.errors import FieldViolation, InvalidArgumentError
 from service.integrations.openai_bodies import BodyError, parse_chat_body
+from service.streaming import engine_for
 
 __all__ = ["PATH", "GenericAnswer", "answer"]
 
@@ -118,7 +126,34 @@ def _header_request_id() -> str:
     return record.client_request_id if record is not None else ""
 
 
-def _answer_texts(checker: Checker, body: Mapping[str, Any]) -> GenericAnswer:
+DEFAULT_HOLDBACK_CAP = 256  # GUARDRAIL_STREAM_HOLDBACK_CHARS' default
+
+
+def _with_holdback(
+    answer: GenericAnswer, checker: Checker, body: Mapping[str, Any], count: int, cap: int
+) -> GenericAnswer:
+    """Add stream_holdback_chars to an answer on model output that did not block."""
+    if body.get("input_type") != "response" or answer.response is None:
+        return answer
+    names = list(answer.response.applied_guardrails)
+    try:
+        chars = engine_for(checker.registry.snapshot).holdback(names, cap).chars
+    except KeyError:  # a guardrail deleted since the check: hold back the most
+        chars = cap
+    body = {**answer.body, "stream_holdback_chars": [chars] * count}
+    return GenericAnswer(body, answer.response)
+
+
+def _answer_texts(
+    checker: Checker, body: Mapping[str, Any], holdback_cap: int = DEFAULT_HOLDBACK_CAP
+) -> GenericAnswer:
+    answer = _scan_texts(checker, body)
+    if answer.body["action"] == BLOCKED:
+        return answer
+    return _with_holdback(answer, checker, body, len(_strings(body, "texts")), holdback_cap)
+
+
+def _scan_texts(checker: Checker, body: Mapping[str, Any]) -> GenericAnswer:
     texts = _strings(body, "texts")
     calls = body.get("tool_calls") or []
     role = "user" if body.get("input_type") == "request" else "assistant"
@@ -167,7 +202,9 @@ def _answer_structured(checker: Checker, body: Mapping[str, Any]) -> GenericAnsw
     return GenericAnswer(answer, response)
 
 
-def answer(checker: Checker, body: Any) -> GenericAnswer:
+def answer(
+    checker: Checker, body: Any, *, holdback_cap: int = DEFAULT_HOLDBACK_CAP
+) -> GenericAnswer:
     """Scan one Generic Guardrail API request; raises GuardrailError when malformed."""
     if not isinstance(body, Mapping):
         raise InvalidArgumentError(
@@ -179,4 +216,4 @@ def answer(checker: Checker, body: Any) -> GenericAnswer:
         and body.get("structured_messages")
     ):
         return _answer_structured(checker, body)
-    return _answer_texts(checker, body)
+    return _answer_texts(checker, body, holdback_cap)

@@ -7,6 +7,11 @@ one ``CallRecord`` built as the recording interceptor builds one (request id,
 api-key hash, client request id, trace headers) and handed to the same sinks
 (metrics, span, access log, SpendLogs) through the interceptor's ``deliver``.
 
+Authentication: with GUARDRAIL_API_KEYS_FILE set, a call needs a key with
+the ``check`` scope, as ``Authorization: Bearer <key>`` or ``x-api-key: <key>``
+(what LiteLLM's ``api_key`` option sends); the same keys, hashes and rate
+limit as the gRPC side (service/auth). Refusals are 401 / 403 / 429.
+
 Errors: a GuardrailError answers with the HTTP status matching its gRPC code
 and a JSON body naming the reason; anything else is a 500 with a fixed
 message and the request id, logged once with its traceback.
@@ -17,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -26,9 +32,10 @@ from aiohttp import web
 
 from service.api.call_context import current_call
 from service.api.interceptors.recording import REQUEST_ID_KEY, RecordingInterceptor
+from service.auth import Authenticator
 from service.checking import Checker
-from service.errors import GuardrailError
-from service.integrations.generic_api import PATH, answer
+from service.errors import GuardrailError, RateLimitedError
+from service.integrations.generic_api import DEFAULT_HOLDBACK_CAP, PATH, answer
 from service.store.spend_logs import SpendLogWriter
 from service.telemetry.logging import get_logger
 from service.telemetry.metrics import MethodMetrics, Metrics
@@ -47,7 +54,7 @@ _HTTP_STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
     grpc.StatusCode.NOT_FOUND: 404,
     grpc.StatusCode.FAILED_PRECONDITION: 400,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 413,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 413,  # RATE_LIMITED answers 429
     grpc.StatusCode.UNAUTHENTICATED: 401,
     grpc.StatusCode.PERMISSION_DENIED: 403,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
@@ -76,8 +83,15 @@ class _Handler:
     """One POST = one scan = one record."""
 
     def __init__(
-        self, checker: Checker, recorder: RecordingInterceptor, offload_chars: int
+        self,
+        checker: Checker,
+        recorder: RecordingInterceptor,
+        offload_chars: int,
+        authenticator: Authenticator | None = None,
+        holdback_cap: int = DEFAULT_HOLDBACK_CAP,
     ) -> None:
+        self._holdback_cap = holdback_cap
+        self._auth = authenticator or Authenticator(None)
         self._checker = checker
         self._recorder = recorder
         self._offload_chars = offload_chars
@@ -124,12 +138,15 @@ class _Handler:
 
     async def _respond(self, request: web.Request, record: CallRecord) -> web.Response:
         try:
+            self._authorize(request, record)
             raw = await request.read()
             body = json.loads(raw) if raw else None
             if len(raw) > self._offload_chars:
-                result = await asyncio.to_thread(answer, self._checker, body)
+                result = await asyncio.to_thread(
+                    answer, self._checker, body, holdback_cap=self._holdback_cap
+                )
             else:
-                result = answer(self._checker, body)
+                result = answer(self._checker, body, holdback_cap=self._holdback_cap)
         except (ValueError, RecursionError) as exc:
             record.grpc_code, record.error_reason = "INVALID_ARGUMENT", "BAD_JSON"
             record.error_message = "body is not JSON"
@@ -137,9 +154,11 @@ class _Handler:
         except GuardrailError as exc:
             record.grpc_code, record.error_reason = exc.code.name, exc.reason
             record.error_message = exc.message
-            return _error(
-                _HTTP_STATUS.get(exc.code, 500), exc.reason, exc.message, record
-            )
+            status = 429 if isinstance(exc, RateLimitedError) else _HTTP_STATUS.get(exc.code, 500)
+            response = _error(status, exc.reason, exc.message, record)
+            if isinstance(exc, RateLimitedError):
+                response.headers["retry-after"] = str(max(1, math.ceil(exc.retry_after_s)))
+            return response
         except Exception as exc:
             record.grpc_code, record.error_reason = "INTERNAL", "INTERNAL"
             record.error_message = "internal error"
@@ -151,6 +170,18 @@ class _Handler:
             return _error(500, "INTERNAL", "internal error", record)
         self._plan.metrics.sent.inc()
         return web.json_response(result.body)
+
+    def _authorize(self, request: web.Request, record: CallRecord) -> None:
+        if self._auth.enabled:  # the record then holds only the key's hash prefix
+            self._auth.authorize("check", _authorization(request), record)
+
+
+def _authorization(request: web.Request) -> str:
+    value = request.headers.get("authorization")
+    if value:
+        return value
+    key = request.headers.get("x-api-key", "").strip()
+    return f"Bearer {key}" if key else ""
 
 
 def _error(status: int, reason: str, message: str, record: CallRecord) -> web.Response:
@@ -180,11 +211,14 @@ async def start_http(
     offload_chars: int = 64 * 1024,
     max_body_bytes: int = 4 * 1024 * 1024,
     reuse_port: bool = False,
+    authenticator: Authenticator | None = None,
+    holdback_cap: int = DEFAULT_HOLDBACK_CAP,
 ) -> HttpEndpoint:
     """Serve the Generic Guardrail API on ``host:port`` on the running loop."""
     recorder = RecordingInterceptor(metrics, tracing, writer)
     app = web.Application(client_max_size=max_body_bytes)
-    app.router.add_post(PATH, _Handler(checker, recorder, offload_chars).handle)
+    handler = _Handler(checker, recorder, offload_chars, authenticator, holdback_cap)
+    app.router.add_post(PATH, handler.handle)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True, reuse_port=reuse_port)

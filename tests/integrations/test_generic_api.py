@@ -64,10 +64,31 @@ async def test_email_text_is_intervened_with_masked_texts(http_server):
     }
     response = await post(http_server, body)
 
-    assert response.json() == {
+    answer = response.json()
+    holdback = answer.pop("stream_holdback_chars")
+    assert answer == {
         "action": "GUARDRAIL_INTERVENED",
         "texts": ["fine", "mail [EMAIL]"],
     }
+    # Model output: one hold-back per text, for LiteLLM's streaming rewrites.
+    assert len(holdback) == 2 and holdback[0] == holdback[1] > 0
+
+
+async def test_holdback_is_the_widest_match_of_the_guardrails_that_ran(http_server):
+    """Output answers carry the hold-back of the named guardrails; request answers carry none."""
+    from service.streaming import engine_for
+
+    body = {"input_type": "response", "texts": ["fine"], "request_data": {},
+            "additional_provider_specific_params": {"guardrails": ["secrets"]}}  # fmt: skip
+    answer = (await post(http_server, body)).json()
+    cap = http_server.settings.stream_holdback_chars
+    expected = engine_for(http_server.registry.snapshot).holdback(["secrets"], cap).chars
+    assert answer["action"] == "NONE"
+    assert answer["stream_holdback_chars"] == [expected]
+    assert 0 < expected <= cap
+
+    body["input_type"] = "request"
+    assert "stream_holdback_chars" not in (await post(http_server, body)).json()
 
 
 async def test_clean_texts_and_tool_calls_are_no_action(http_server):

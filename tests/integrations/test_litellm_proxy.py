@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from guardrail_client import AsyncGuardrailClient
 from service.app import start_server
 from tests.conftest import make_settings
 from tests.tokens import aws_access_key_id, email
@@ -64,7 +65,44 @@ def config(grpc_port: int, http_port: int) -> str:
         "      guardrail: generic_guardrail_api\n      mode: [pre_call, post_call]\n"
         f"      api_base: http://127.0.0.1:{http_port}\n      default_on: false\n"
         "      streaming_end_of_stream_only: true\n"
+        # Both paths again, running only a guardrail that masks AWS key ids.
+        "  - guardrail_name: grpc-mask\n    litellm_params:\n"
+        "      guardrail: guardrail_client.litellm.GuardrailServiceGuardrail\n"
+        "      mode: [pre_call, post_call]\n"
+        f"      api_base: 127.0.0.1:{grpc_port}\n      default_on: false\n"
+        f"      guardrails: [{MASK_GUARDRAIL}]\n"
+        "  - guardrail_name: http-mask\n    litellm_params:\n"
+        "      guardrail: generic_guardrail_api\n      mode: [pre_call, post_call]\n"
+        f"      api_base: http://127.0.0.1:{http_port}\n      default_on: false\n"
+        # Rewrites reach a streaming client only in incremental_diff mode,
+        # checked on every chunk; our answers carry stream_holdback_chars.
+        "      streaming_end_of_stream_only: false\n"
+        "      streaming_sampling_rate: 1\n"
+        "      streaming_transform_mode: incremental_diff\n"
+        f"      additional_provider_specific_params: {{guardrails: [{MASK_GUARDRAIL}]}}\n"
     )
+
+
+MASK_GUARDRAIL = "aws-key-mask"
+
+
+def masking_guardrail() -> dict:
+    """Masks AWS access key ids: "AKIA" then 16 uppercase letters or digits (the documented format)."""
+    return {
+        "name": MASK_GUARDRAIL,
+        "description": "mask AWS access key ids instead of blocking",
+        "action": "ACTION_MASK",
+        "rules": [
+            {
+                "id": "aws-access-key-id",
+                "category": "secret",
+                "pattern": "AKIA" + "[0-9A-Z]{16}",
+                "mask_label": "[AWS_KEY]",
+                "must_match": [aws_access_key_id(99)],
+                "must_not_match": ["AKIA" + "short"],
+            }
+        ],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +112,9 @@ async def guard_server(tmp_path_factory):
     )
     running = await start_server(settings)
     try:
+        async with AsyncGuardrailClient(f"127.0.0.1:{running.port}") as client:
+            (registered,) = await client.register([masking_guardrail()])
+        assert registered.accepted, registered.error
         yield running
     finally:
         await running.stop(grace=1.0)
@@ -291,3 +332,16 @@ async def test_streamed_answer_with_secret_is_stopped_by_generic_api(proxy):
     assert (
         "Blocked by guardrail-service" in response.text or response.status_code == 400
     )
+
+
+@pytest.mark.parametrize("guardrail", ["grpc-mask", "http-mask"])
+async def test_streamed_answer_with_secret_is_masked_by_a_masking_guardrail(proxy, guardrail):
+    """With a guardrail that masks AWS key ids, a streamed answer carrying one reaches the client masked."""
+    base, _ = proxy
+    response = await chat(base, "leaks-secret", "what is the key?", guardrail, stream=True)
+
+    assert response.status_code == 200, response.text
+    text, finishes = streamed(response)
+    assert KEY not in response.text
+    assert text == "The deploy key is [AWS_KEY] keep it safe."
+    assert finishes[-1] == "stop"

@@ -12,6 +12,7 @@ Register is never retried: replacing a guardrail is not idempotent.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
@@ -21,10 +22,16 @@ from guardrail.v1 import guardrail_pb2 as pb
 from guardrail.v1 import guardrail_pb2_grpc as pb_grpc
 
 from guardrail_client import _payloads
+from guardrail_client._auth import (
+    aio_bearer_interceptors,
+    bearer_interceptor,
+    tls_credentials,
+)
 from guardrail_client._errors import GuardrailRpcError, from_rpc_error
 from guardrail_client._models import (
     CheckResult,
     RegisterResult,
+    StreamDelta,
     StreamEvent,
     check_result_from_proto,
     register_result_from_proto,
@@ -42,6 +49,8 @@ __all__ = [
     "DEFAULT_TIMEOUT_S",
     "AsyncGuardrailClient",
     "GuardrailClient",
+    "aio_bearer_interceptors",  # re-exported from _auth: a key on your own aio channel
+    "tls_credentials",
 ]
 
 DEFAULT_TARGET = "localhost:50051"
@@ -86,8 +95,19 @@ def _open_request(
     return pb.CheckStreamRequest(open=opening)
 
 
-def _chunk(text: str) -> pb.CheckStreamRequest:
-    return pb.CheckStreamRequest(chunk=pb.StreamChunk(text=text))
+StreamChunkLike = str | StreamDelta | pb.StreamChunk
+
+
+def _chunk(chunk: StreamChunkLike) -> pb.CheckStreamRequest:
+    """A text, a StreamDelta (tool-call fragments, finish) or a ready StreamChunk."""
+    if isinstance(chunk, str):
+        return pb.CheckStreamRequest(chunk=pb.StreamChunk(text=chunk))
+    if isinstance(chunk, StreamDelta):
+        return pb.CheckStreamRequest(chunk=chunk.to_proto())
+    if isinstance(chunk, pb.StreamChunk):
+        return pb.CheckStreamRequest(chunk=chunk)
+    kind = type(chunk).__name__
+    raise TypeError(f"a stream chunk is a str, StreamDelta or StreamChunk, not {kind}")
 
 
 def _register_requests(
@@ -135,13 +155,21 @@ class GuardrailClient:
         options: Iterable[tuple[str, Any]] = (),
         retry: RetryPolicy | None = None,
         fail_open: bool = False,
+        api_key: str | None = None,
+        root_certificates: bytes | None = None,
+        client_certificate: bytes | None = None,
+        client_key: bytes | None = None,
     ) -> None:
         # A channel passed in belongs to the caller, who closes it.
         self._owns_channel = channel is None
+        if credentials is None and (root_certificates or client_certificate):
+            credentials = tls_credentials(root_certificates, client_certificate, client_key)
         if channel is None and credentials is not None:
             channel = grpc.secure_channel(target, credentials, options=list(options))
         elif channel is None:
             channel = grpc.insecure_channel(target, options=list(options))
+        if api_key:  # "authorization: Bearer <key>" on every call
+            channel = grpc.intercept_channel(channel, bearer_interceptor(api_key))
         self._channel = channel
         self._stub = pb_grpc.GuardrailServiceStub(channel)
         self.timeout = timeout
@@ -182,7 +210,7 @@ class GuardrailClient:
 
     def check_stream(
         self,
-        chunks: Iterable[str],
+        chunks: Iterable[StreamChunkLike],
         *,
         direction: str | int = "output",
         guardrails: Iterable[str] = (),
@@ -190,12 +218,24 @@ class GuardrailClient:
         caller: CallerLike = None,
         timeout: float | None = None,
     ) -> Iterator[StreamEvent]:
-        """Scan a streamed answer; yields releases, then one StreamVerdict."""
+        """Scan a streamed answer; yields releases and tool calls, then one StreamVerdict.
+
+        Chunks are texts, or ``StreamDelta`` for tool-call fragments, other
+        choices and finish reasons; a StreamToolCall comes once a call is whole.
+        """
         opening = _open_request(direction, guardrails, client_request_id, caller)
+
+        failed: list[BaseException] = []
 
         def requests() -> Iterator[pb.CheckStreamRequest]:
             yield opening
-            yield from (_chunk(chunk) for chunk in chunks)
+            try:
+                for chunk in chunks:
+                    yield _chunk(chunk)
+            except Exception as exc:
+                # grpc would report this only as UNKNOWN; keep it for the caller.
+                failed.append(exc)
+                raise
             yield pb.CheckStreamRequest(end=pb.StreamEnd())
 
         call = self._stub.CheckStream(
@@ -205,6 +245,8 @@ class GuardrailClient:
             for response in call:
                 yield stream_event_from_proto(response)
         except grpc.RpcError as exc:
+            if failed:
+                raise failed[0] from None
             raise from_rpc_error(exc) from exc
         finally:
             call.cancel()  # a no-op when finished; frees it when abandoned
@@ -274,8 +316,8 @@ class GuardrailClient:
 
 
 async def _aiter_chunks(
-    chunks: AsyncIterable[str] | Iterable[str],
-) -> AsyncIterator[str]:
+    chunks: AsyncIterable[StreamChunkLike] | Iterable[StreamChunkLike],
+) -> AsyncIterator[StreamChunkLike]:
     if isinstance(chunks, AsyncIterable):
         async for chunk in chunks:
             yield chunk
@@ -302,14 +344,28 @@ class AsyncGuardrailClient:
         options: Iterable[tuple[str, Any]] = (),
         retry: RetryPolicy | None = None,
         fail_open: bool = False,
+        api_key: str | None = None,
+        root_certificates: bytes | None = None,
+        client_certificate: bytes | None = None,
+        client_key: bytes | None = None,
     ) -> None:
         self._owns_channel = channel is None
+        if credentials is None and (root_certificates or client_certificate):
+            credentials = tls_credentials(root_certificates, client_certificate, client_key)
+        if api_key and channel is not None:
+            raise ValueError(
+                "api_key needs a channel the client makes; for your own channel pass "
+                "interceptors=guardrail_client.aio_bearer_interceptors(key)"
+            )
+        interceptors = aio_bearer_interceptors(api_key) if api_key else None
         if channel is None and credentials is not None:
             channel = grpc.aio.secure_channel(
-                target, credentials, options=list(options)
+                target, credentials, options=list(options), interceptors=interceptors
             )
         elif channel is None:
-            channel = grpc.aio.insecure_channel(target, options=list(options))
+            channel = grpc.aio.insecure_channel(
+                target, options=list(options), interceptors=interceptors
+            )
         self._channel = channel
         self._stub = pb_grpc.GuardrailServiceStub(channel)
         self.timeout = timeout
@@ -350,7 +406,7 @@ class AsyncGuardrailClient:
 
     async def check_stream(
         self,
-        chunks: AsyncIterable[str] | Iterable[str],
+        chunks: AsyncIterable[StreamChunkLike] | Iterable[StreamChunkLike],
         *,
         direction: str | int = "output",
         guardrails: Iterable[str] = (),
@@ -358,13 +414,23 @@ class AsyncGuardrailClient:
         caller: CallerLike = None,
         timeout: float | None = None,
     ) -> AsyncIterator[StreamEvent]:
-        """Scan a streamed answer; yields releases, then one StreamVerdict."""
+        """Scan a streamed answer; yields releases and tool calls, then one StreamVerdict.
+
+        Chunks as for ``GuardrailClient.check_stream``.
+        """
         opening = _open_request(direction, guardrails, client_request_id, caller)
+
+        failed: list[BaseException] = []
 
         async def requests() -> AsyncIterator[pb.CheckStreamRequest]:
             yield opening
-            async for chunk in _aiter_chunks(chunks):
-                yield _chunk(chunk)
+            try:
+                async for chunk in _aiter_chunks(chunks):
+                    yield _chunk(chunk)
+            except Exception as exc:
+                # grpc.aio would only cancel the call; keep it for the caller.
+                failed.append(exc)
+                raise
             yield pb.CheckStreamRequest(end=pb.StreamEnd())
 
         call = self._stub.CheckStream(
@@ -373,7 +439,11 @@ class AsyncGuardrailClient:
         try:
             async for response in call:
                 yield stream_event_from_proto(response)
-        except grpc.RpcError as exc:
+        except (grpc.RpcError, asyncio.CancelledError) as exc:
+            if failed:
+                raise failed[0] from None
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             raise from_rpc_error(exc) from exc
         finally:
             call.cancel()

@@ -25,9 +25,12 @@ __all__ = [
     "GuardrailStatus",
     "RegisterResult",
     "Severity",
+    "StreamDelta",
     "StreamEvent",
     "StreamRelease",
+    "StreamToolCall",
     "StreamVerdict",
+    "ToolCallDelta",
     "check_result_from_proto",
     "finding_from_proto",
     "guardrail_result_from_proto",
@@ -154,7 +157,53 @@ class StreamVerdict:
         return self.decision is Decision.BLOCK
 
 
-StreamEvent = StreamRelease | StreamVerdict
+@dataclass(frozen=True, slots=True)
+class StreamToolCall:
+    """A tool call of one choice, whole once complete; arguments masked when ``masked``."""
+
+    choice_index: int
+    index: int
+    id: str
+    name: str
+    arguments_json: str
+    masked: bool
+    findings: tuple[Finding, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """One OpenAI-style fragment of a streamed tool call (``id``/``name`` on its first)."""
+
+    index: int
+    id: str = ""
+    name: str = ""
+    arguments_fragment: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamDelta:
+    """One streamed chunk of a choice: text, tool-call fragments, or its finish."""
+
+    text: str = ""
+    choice_index: int = 0
+    tool_calls: tuple[ToolCallDelta, ...] = ()
+    finish_reason: str = ""
+
+    def to_proto(self) -> pb.StreamChunk:
+        return pb.StreamChunk(
+            text=self.text,
+            choice_index=self.choice_index,
+            finish_reason=self.finish_reason,
+            tool_calls=[
+                pb.ToolCallDelta(
+                    index=d.index, id=d.id, name=d.name, arguments_fragment=d.arguments_fragment
+                )
+                for d in self.tool_calls
+            ],
+        )
+
+
+StreamEvent = StreamRelease | StreamToolCall | StreamVerdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +302,17 @@ def stream_event_from_proto(response: pb.CheckStreamResponse) -> StreamEvent:
         release = response.release
         findings = tuple(finding_from_proto(f) for f in release.findings)
         return StreamRelease(release.choice_index, release.text, findings)
+    if kind == "tool_call":
+        call = response.tool_call
+        return StreamToolCall(
+            choice_index=call.choice_index,
+            index=call.index,
+            id=call.id,
+            name=call.name,
+            arguments_json=call.arguments_json,
+            masked=call.masked,
+            findings=tuple(finding_from_proto(f) for f in call.findings),
+        )
     raise ValueError(f"CheckStreamResponse carries no known kind (got {kind!r})")
 
 

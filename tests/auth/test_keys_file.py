@@ -1,0 +1,96 @@
+"""Keys file, key helper CLI and the per-worker split of the rate."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from service.auth.keys import hash_key, key_id, load_keys
+from service.auth.rate_limit import RateLimiter
+from service.cli import main
+from service.errors import RateLimitedError, SettingsError
+
+
+def test_keys_new_prints_a_key_and_an_entry_holding_only_its_hash(
+    capsys, tmp_path: Path
+):
+    assert (
+        main(
+            [
+                "keys",
+                "new",
+                "--team",
+                "red",
+                "--tenant",
+                "acme",
+                "--scopes",
+                "check,admin",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out.splitlines()
+    key = out[0].removeprefix("key: ")
+    entry = json.loads(out[-1])
+    assert key.startswith("gr_") and len(key) > 40
+    assert key not in out[-1]
+    assert entry["hash"] == hash_key(key)
+    assert entry["scopes"] == ["admin", "check"]
+    path = tmp_path / "keys.yaml"
+    path.write_text("keys:\n  - " + json.dumps(entry) + "\n")
+    found = load_keys(path).find(key)
+    assert found is not None and found.principal.team == "red"
+    assert found.principal.key_id == key_id(entry["hash"]) == entry["name"]
+
+
+def test_keys_hash_reads_the_key_from_stdin(capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("gr_existing-key\n"))
+    assert main(["keys", "hash", "--scopes", "admin", "--name", "ops"]) == 0
+    entry = json.loads(capsys.readouterr().out)
+    assert entry == {"name": "ops", "hash": hash_key("gr_existing-key"), "team": "",
+                     "tenant": "", "scopes": ["admin"]}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        [{"hash": "abc", "scopes": ["check"]}],  # not a SHA-256
+        [{"hash": "0" * 64, "scopes": ["root"]}],  # unknown scope
+        [{"hash": "0" * 64, "scopes": []}],  # no scope
+        [
+            {"hash": "0" * 64, "scopes": ["check"]},
+            {"hash": "0" * 64, "scopes": ["admin"]},
+        ],
+        {"not_keys": []},
+    ],
+)
+def test_bad_keys_file_stops_start_up(tmp_path: Path, document):
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(SettingsError):
+        load_keys(path)
+
+
+def test_unknown_and_empty_keys_are_not_found(tmp_path: Path):
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps([{"hash": hash_key("gr_a"), "scopes": ["check"]}]))
+    store = load_keys(path)
+    assert store.find("gr_a") is not None
+    assert store.find("gr_b") is None
+    assert store.find("") is None
+
+
+def test_rate_is_divided_over_the_workers():
+    """4/s over 2 workers: each worker's bucket holds 2."""
+    limiter = RateLimiter(4.0, 0.0, workers=2)
+    limiter.take("k")
+    limiter.take("k")
+    with pytest.raises(RateLimitedError) as caught:
+        limiter.take("k")
+    assert caught.value.subject == "api_key:k"
+    assert 0 < caught.value.retry_after_s <= 0.5
+    limiter.take("other")  # buckets are per key
+    RateLimiter(0.0, 0.0).take("k")  # 0: no limit
