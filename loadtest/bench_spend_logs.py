@@ -1,10 +1,15 @@
 """SpendLogs writer benchmarks against the local PostgreSQL (not a unit test).
 
-    python loadtest/bench_spend_logs.py throughput [--rows 100000] [--method copy|insert]
+    python loadtest/bench_spend_logs.py throughput [--rows 100000] [--method copy|insert] [--under-load]
     python loadtest/bench_spend_logs.py outage [--rate 2000] [--seconds 90] [--cut 60]
 
 ``throughput``: one writer, records submitted as fast as the queue takes them,
-timed until every row is committed. ``outage``: a steady submit rate through
+timed until every row is committed. With ``--under-load`` the same run
+shares its event loop with a real in-process guardrail server (its own
+SpendLogs on SQLite) that a separate load process keeps busy with Check
+calls (``--load-concurrency`` callers, 1 KiB texts with an e-mail to mask)
+for the whole run; the load's calls/s are printed beside the rows/s.
+``outage``: a steady submit rate through
 a TCP proxy that is cut for ``--cut`` seconds; reports rows lost after it
 returns and the process RSS before, at the end of the cut, and after replay.
 Each run uses a fresh schema, dropped afterwards. The shared server is never
@@ -15,7 +20,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -66,35 +74,104 @@ async def _rows_in(url: str) -> int:
         await conn.close()
 
 
+@contextlib.asynccontextmanager
+async def _service_under_load(args: argparse.Namespace):
+    """A real server in this event loop, hammered by a separate process."""
+    from service.app import start_server
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings(
+            host="127.0.0.1", port=0, metrics_port=0, workers=1, log_level="error",
+            database_url=f"sqlite:///{tmp}/service.db",
+            spend_log_journal_path=Path(tmp) / "journal",
+        )  # fmt: skip
+        running = await start_server(settings)
+        load = subprocess.Popen(
+            [sys.executable, __file__, "_load", "--target", f"127.0.0.1:{running.port}",
+             "--concurrency", str(args.load_concurrency), "--seconds", "600"],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            await asyncio.sleep(2.0)  # let the load reach its pace
+            yield load
+        finally:
+            load.terminate()
+            # In a thread: blocking here would stall the server the load is waiting on.
+            out, _ = await asyncio.to_thread(load.communicate, timeout=30)
+            print(f"load: {out.strip()}")
+            await running.stop(grace=1.0)
+
+
+async def _load(args: argparse.Namespace) -> None:
+    """The load process: N callers sending Check until told to stop or time is up."""
+    import signal
+
+    import grpc
+
+    from guardrail.v1 import guardrail_pb2 as pb
+    from guardrail.v1 import guardrail_pb2_grpc as pb_grpc
+
+    text = ("Please summarise the report and write to ann.example@example.org. " * 16)[:1024]
+    request = pb.CheckRequest(payload=pb.Payload(text=text))
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    calls = errors = 0
+    codes: dict[str, int] = {}
+    started = time.perf_counter()
+    async with grpc.aio.insecure_channel(args.target) as channel:
+        stub = pb_grpc.GuardrailServiceStub(channel)
+
+        async def caller() -> None:
+            nonlocal calls, errors
+            while not stop.is_set() and time.perf_counter() - started < args.seconds:
+                try:
+                    await stub.Check(request, timeout=10)
+                    calls += 1
+                except grpc.RpcError as exc:
+                    errors += 1
+                    codes[exc.code().name] = codes.get(exc.code().name, 0) + 1
+
+        await asyncio.gather(*(caller() for _ in range(args.concurrency)))
+    seconds = time.perf_counter() - started
+    print(f"calls={calls} errors={errors} {codes} seconds={seconds:.1f} "
+          f"calls_per_s={calls / seconds:,.0f}")  # fmt: skip
+
+
 async def throughput(args: argparse.Namespace) -> None:
     schema = await _schema()
     url = f"{PG}?search_path={schema}"
+    load = _service_under_load(args) if args.under_load else contextlib.nullcontext()
     try:
-        with tempfile.TemporaryDirectory() as journal:
-            settings = load_settings(
-                database_url=url,
-                spend_log_batch_size=args.batch, spend_log_journal_path=Path(journal),
-            )  # fmt: skip
-            metrics = Metrics()
-            writer = SpendLogWriter(
-                settings, metrics, backend=PostgresBackend(url, method=args.method)
-            )
-            await writer.start()
-            records = [make_record() for _ in range(args.rows)]
-            started = time.perf_counter()
-            for record in records:
-                while writer.queue_depth() >= args.batch * 4:
-                    await asyncio.sleep(0.001)  # the writer's pace, not the queue's size
-                writer.submit(record)
-            await writer.wait_replayed()
-            seconds = time.perf_counter() - started
-            await writer.aclose()
+        async with load:
+            metrics, seconds = await _timed_writer(args, url)
         stored = await _rows_in(url)
     finally:
         await _drop(schema)
     print(f"method={args.method} batch={args.batch} rows={args.rows} stored={stored} "
-          f"seconds={seconds:.2f} rows_per_s={args.rows / seconds:,.0f} "
-          f"written={count(metrics, 'written'):.0f}")  # fmt: skip
+          f"under_load={args.under_load} seconds={seconds:.2f} "
+          f"rows_per_s={args.rows / seconds:,.0f} written={count(metrics, 'written'):.0f} "
+          f"load1={os.getloadavg()[0]:.2f}")  # fmt: skip
+
+
+async def _timed_writer(args: argparse.Namespace, url: str) -> tuple[Metrics, float]:
+    with tempfile.TemporaryDirectory() as journal:
+        settings = load_settings(
+            database_url=url,
+            spend_log_batch_size=args.batch, spend_log_journal_path=Path(journal),
+        )  # fmt: skip
+        metrics = Metrics()
+        writer = SpendLogWriter(settings, metrics, backend=PostgresBackend(url, method=args.method))
+        await writer.start()
+        records = [make_record() for _ in range(args.rows)]
+        started = time.perf_counter()
+        for record in records:
+            while writer.queue_depth() >= args.batch * 4:
+                await asyncio.sleep(0.001)  # the writer's pace, not the queue's size
+            writer.submit(record)
+        await writer.wait_replayed()
+        seconds = time.perf_counter() - started
+        await writer.aclose()
+    return metrics, seconds
 
 
 async def outage(args: argparse.Namespace) -> None:
@@ -162,6 +239,12 @@ def main() -> None:
     t.add_argument("--rows", type=int, default=100_000)
     t.add_argument("--batch", type=int, default=500)
     t.add_argument("--method", choices=["copy", "insert"], default="copy")
+    t.add_argument("--under-load", action="store_true", help="with a busy in-process server")
+    t.add_argument("--load-concurrency", type=int, default=16)
+    lo = modes.add_parser("_load")  # the load process of --under-load
+    lo.add_argument("--target", required=True)
+    lo.add_argument("--concurrency", type=int, default=16)
+    lo.add_argument("--seconds", type=float, default=600)
     o = modes.add_parser("outage")
     o.add_argument("--rate", type=int, default=2000, help="rows submitted per second")
     o.add_argument("--seconds", type=float, default=90)
@@ -175,7 +258,8 @@ def main() -> None:
     except ImportError:
         runner = asyncio.Runner()
     with runner:
-        runner.run(throughput(args) if args.mode == "throughput" else outage(args))
+        modes_run = {"throughput": throughput, "outage": outage, "_load": _load}
+        runner.run(modes_run[args.mode](args))
 
 
 if __name__ == "__main__":

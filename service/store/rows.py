@@ -8,6 +8,7 @@ backend converts the timestamps to its own type.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -63,9 +64,21 @@ def storable(text: str) -> str:
     return text
 
 
+_BULKY = tuple(COLUMNS.index(c) for c in ("metadata", "messages", "response", "request_tags"))
+
+
 def row_bytes(row: SpendLogRow) -> int:
-    """A cheap size estimate (characters of the text columns) for batching."""
-    return sum(len(v) for v in row if isinstance(v, str)) + 64
+    """A cheap size estimate for batching: the JSON columns, plus a fixed share
+    for the short ones (ids, names, codes), which are bounded and small."""
+    metadata, messages, response, tags = _BULKY
+    return len(row[metadata]) + len(row[messages]) + len(row[response]) + len(row[tags]) + 256
+
+
+@lru_cache(maxsize=4096)
+def _label(text: str) -> str:
+    # Guardrail names, rule ids, categories and paths repeat on almost every
+    # row; storable() of each is computed once.
+    return storable(text)
 
 
 def _guardrail_information(record: CallRecord) -> list[dict[str, Any]]:
@@ -80,24 +93,29 @@ def _guardrail_entry(
     record: CallRecord, outcome: GuardrailOutcome, findings: list[Finding]
 ) -> dict[str, Any]:
     response: dict[str, Any] = {
-        "status": outcome.status.value,
-        "action": outcome.action.value,
+        # Enum members as they are: orjson writes their values, and faster
+        # than a .value lookup per field.
+        "status": outcome.status,
+        "action": outcome.action,
         "finding_count": outcome.finding_count,
-        "rule_ids": sorted({storable(f.rule_id) for f in findings}),
-        "categories": sorted({storable(f.category) for f in findings}),
+        "rule_ids": sorted({_label(f.rule_id) for f in findings}),
+        "categories": sorted({_label(f.category) for f in findings}),
     }
     if outcome.reason:
         response["reason"] = storable(outcome.reason)
+    response["mode"] = outcome.mode  # dry_run: did not count in the decision
+    response["fail_mode"] = outcome.fail_mode
     masked: dict[str, int] = {}
     for finding in findings:
         if finding.action is Action.MASK:
-            masked[storable(finding.category)] = masked.get(finding.category, 0) + 1
+            category = _label(finding.category)
+            masked[category] = masked.get(category, 0) + 1
 
     # Every guardrail of a call runs in one scan pass: they share its timing.
     return {
-        "guardrail_name": storable(outcome.name),
+        "guardrail_name": _label(outcome.name),
         "guardrail_provider": PROVIDER,
-        "guardrail_mode": record.direction.value if record.direction else "",
+        "guardrail_mode": record.direction or "",
         "guardrail_status": _LITELLM_STATUS[outcome.status],
         "guardrail_response": response,
         "guardrail_version": outcome.version,
@@ -110,10 +128,10 @@ def _guardrail_entry(
 
 def _finding_entry(finding: Finding) -> dict[str, Any]:
     return {
-        "guardrail": storable(finding.guardrail),
-        "rule_id": storable(finding.rule_id),
-        "category": storable(finding.category),
-        "path": storable(finding.path),
+        "guardrail": _label(finding.guardrail),
+        "rule_id": _label(finding.rule_id),
+        "category": _label(finding.category),
+        "path": _label(finding.path),
         "json_pointer": redacted_pointer(finding.json_pointer),
         "start": finding.start,
         "end": finding.end,
@@ -123,14 +141,18 @@ def _finding_entry(finding: Finding) -> dict[str, Any]:
 def _metadata(record: CallRecord) -> dict[str, Any]:
     metadata: dict[str, Any] = {
         "guardrail_information": _guardrail_information(record),
-        "applied_guardrails": [storable(n) for n in record.applied_guardrails],
+        "applied_guardrails": [_label(n) for n in record.applied_guardrails],
         "findings": [_finding_entry(f) for f in record.findings[:MAX_FINDINGS]],
-        "direction": record.direction.value if record.direction else "",
+        "direction": record.direction or "",
         "method": record.method,
         "chunk_count": record.chunk_count,
         "stream_bytes": record.stream_bytes,
         "stream_end": record.stream_end,
     }
+    if record.call_type in ("check", "check_stream") and record.direction is not None:
+        # The call resolved to no guardrails: its ALLOW says nothing.
+        metadata["no_guardrails"] = record.no_guardrails
+        metadata["policy_layers"] = [storable(p) for p in record.policy_layers]
     if len(record.findings) > MAX_FINDINGS:
         metadata["findings_truncated"] = len(record.findings) - MAX_FINDINGS
     if record.error_reason or record.grpc_code != "OK":

@@ -12,10 +12,15 @@ writes batches by count, bytes and time:
 * a permanent failure bisects the batch until the refused row is alone; it
   goes to the dead-letter file and is counted ``failed``, the rest are kept;
 * a write that hangs longer than the write timeout counts as an outage, and
-  while any write is in flight a half-full queue is spilled to the journal.
+  while any write is in flight a half-full queue is spilled to the journal;
+* a record that finds the queue full goes to an overflow list that a task
+  journals in small batches, yielding between them, and the replay task
+  later writes it. The overflow list is bounded too (as long as the queue):
+  when the event loop is so starved that it fills, ``submit`` journals one
+  batch itself, a pause of a few milliseconds for that one call, rather
+  than drop or grow without bound.
 
-Rows are lost only when the journal is full (or the event loop is starved
-long enough for the queue itself to fill); both are counted ``dropped``
+Rows are lost only when the journal is full; they are counted ``dropped``
 and logged with how many.
 """
 
@@ -52,6 +57,7 @@ WATCH_INTERVAL_S = 0.05  # how often a slow write checks the queue
 SLOW_WRITE_S = 0.5  # a write in flight this long may spill a half-full queue
 MAINTENANCE_INTERVAL_S = 3600.0  # partitions ahead and retention
 JOURNAL_SLOTS = 64  # worker processes that can each own a journal directory
+OVERFLOW_CHUNK = 128  # overflow rows journalled per step before yielding the loop
 T = TypeVar("T")
 
 
@@ -107,6 +113,10 @@ class SpendLogWriter:
         # A deque, not asyncio.Queue: append is cheaper than put_nowait, and
         # the writer is woken only when a batch is full, not on every row.
         self._pending: deque[CallRecord] = deque()
+        # Records that found the queue full, journalled by _overflow_loop.
+        self._overflow: deque[CallRecord] = deque()
+        self._overflow_wakeup = asyncio.Event()
+        self._overflow_logged = 0.0
         self._accepted = 0
         self._finished = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -126,12 +136,16 @@ class SpendLogWriter:
         return float(len(self._pending))
 
     def submit(self, record: CallRecord) -> None:
-        """Queue one record; when the queue is full, drop it and count that."""
-        if len(self._pending) >= self._capacity:
-            self._drops.add(1, "queue full")
+        """Queue one record; when the queue is full, it overflows to the journal."""
+        self._accepted += 1
+        # Once anything overflows, later records follow it, keeping their order.
+        if self._overflow or len(self._pending) >= self._capacity:
+            self._overflow.append(record)
+            self._overflow_wakeup.set()
+            if len(self._overflow) > self._capacity and self._journal is not None:
+                self._journal_overflow()  # the loop is starved: bound the memory
             return
         self._pending.append(record)
-        self._accepted += 1
         if len(self._pending) >= self._batch_size:
             self._wakeup.set()
 
@@ -160,6 +174,7 @@ class SpendLogWriter:
             asyncio.create_task(self._run(), name="spend-log-writer"),
             asyncio.create_task(self._replay_loop(), name="spend-log-replay"),
             asyncio.create_task(self._maintenance_loop(), name="spend-log-maintenance"),
+            asyncio.create_task(self._overflow_loop(), name="spend-log-overflow"),
         ]
         if self._journal.pending or not self._db_ok:
             self._replay_wakeup.set()
@@ -174,6 +189,7 @@ class SpendLogWriter:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((target, waiter))
         self._wakeup.set()
+        self._overflow_wakeup.set()
         await waiter
 
     async def wait_replayed(self, poll_s: float = 0.05) -> None:
@@ -195,10 +211,13 @@ class SpendLogWriter:
         if self._tasks:
             self._closing = True
             self._wakeup.set()
-            await self._tasks[0]
-            for task in self._tasks[1:]:
+            self._overflow_wakeup.set()
+            writer, overflow = self._tasks[0], self._tasks[-1]
+            await writer
+            await overflow  # journals what overflowed, then ends
+            for task in self._tasks[1:-1]:
                 task.cancel()
-            await asyncio.gather(*self._tasks[1:], return_exceptions=True)
+            await asyncio.gather(*self._tasks[1:-1], return_exceptions=True)
             self._tasks = []
         self._drops.report()
         if self._journal is not None:
@@ -313,6 +332,41 @@ class SpendLogWriter:
         self._db_ok = False
         self._replay_wakeup.set()
 
+    # -- the overflow path ---------------------------------------------------
+
+    async def _overflow_loop(self) -> None:
+        while True:
+            if not self._overflow:
+                if self._closing:
+                    return
+                await self._overflow_wakeup.wait()
+                self._overflow_wakeup.clear()
+                continue
+            try:
+                self._journal_overflow()
+            except Exception:  # a bug here must not stop recording
+                self._log.exception("spend-log overflow failed; continuing")
+            await asyncio.sleep(0)  # let RPCs run between two batches
+
+    def _journal_overflow(self) -> None:
+        """Journal up to one chunk of overflowing records, oldest first."""
+        rows: list[SpendLogRow] = []
+        taken = 0
+        while self._overflow and taken < OVERFLOW_CHUNK:
+            record = self._overflow.popleft()
+            taken += 1
+            try:
+                rows.append(to_row(record, store_content=self._store_content))
+            except Exception:
+                self._metrics.count_spend_rows("failed")
+                self._log.exception("spend-log row not built", request_id=record.request_id)
+        self._spill(rows)
+        self._done(taken)
+        if time.monotonic() - self._overflow_logged >= DROP_WARNING_INTERVAL_S:
+            self._overflow_logged = time.monotonic()
+            self._log.warning("spend-log queue full; rows overflow to the journal",
+                              rows=taken, still_waiting=len(self._overflow))  # fmt: skip
+
     # -- writing one batch ----------------------------------------------------
 
     async def _write(self, rows: list[SpendLogRow]) -> None:
@@ -380,7 +434,7 @@ class SpendLogWriter:
         while True:
             await self._replay_wakeup.wait()
             self._replay_wakeup.clear()
-            while self._journal is not None and (self._journal.pending or not self._db_ok):
+            while self._journal is not None and self._journal.pending:
                 if await self._replay_step():
                     backoff = RETRY_BASE_S
                     continue

@@ -90,23 +90,6 @@ async def test_several_poison_rows_each_fail_alone(database_url, start_writer, m
     assert (count(metrics, "written"), count(metrics, "failed")) == (61, 3)
 
 
-async def test_full_queue_drops_and_counts(sqlite_url, tmp_path, metrics, read_rows):
-    """Past the queue size, submit() returns at once, drops the row and counts it."""
-    settings = load_settings(
-        database_url=sqlite_url, spend_log_queue_size=5, spend_log_journal_path=tmp_path / "j"
-    )
-    writer = SpendLogWriter(settings, metrics)
-    for _ in range(8):
-        writer.submit(make_record())
-    depth = metrics.registry.get_sample_value("guardrail_spend_log_queue_depth")
-    await writer.start()
-    await writer.aclose()
-
-    assert depth == 5
-    assert count(metrics, "dropped") == 3
-    assert len(await read_rows(sqlite_url)) == 5
-
-
 async def test_nul_and_lone_surrogates_are_made_storable(database_url, start_writer, metrics, read_rows):
     """Text PostgreSQL would refuse (NUL, lone surrogates) is cleaned, not lost."""
     record = make_record(
