@@ -95,14 +95,20 @@ class Regex:
         return False
 
 
-def compile_regex(pattern: str, *, ignore_case: bool = False) -> Regex:
-    """Compile a caller's pattern with our limits; raise PatternError."""
+def compile_regex(
+    pattern: str, *, ignore_case: bool = False, max_mem: int = _PATTERN_MAX_MEM
+) -> Regex:
+    """Compile a caller's pattern with our limits; raise PatternError.
+
+    ``max_mem`` can only tighten the engine's budget (service/limits.py
+    checks Register items against GUARDRAIL_MAX_PATTERN_MEM_BYTES).
+    """
     if len(pattern) > MAX_PATTERN_LENGTH:
         raise PatternError(
             f"pattern is {len(pattern)} characters long; the limit is "
             f"{MAX_PATTERN_LENGTH}"
         )
-    options = _options(_PATTERN_MAX_MEM)
+    options = _options(min(max_mem, _PATTERN_MAX_MEM))
     try:
         # The pattern as written first, so RE2's message quotes the caller's
         # text; then wrapped with its flags, the form the Set also uses.

@@ -3,6 +3,11 @@
 A validator takes the matched text and returns True to keep the finding.
 Patterns find candidates cheaply; validators remove the look-alikes that no
 regular expression can tell apart (checksums, reserved ranges, placeholders).
+
+Known shortcomings of the secret checks: a random value whose text before a
+"(" is all letters and digits (``ab12(x``) reads as a function call, and one
+that starts with "/" reads as a path, so both are dropped; a value holding
+the word "password" counts as a placeholder even when someone really uses it.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import base64
 import binascii
 import ipaddress
 import math
+import string
 import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -23,6 +29,7 @@ __all__ = [
     "VALIDATORS",
     "Validator",
     "is_basic_auth_credential",
+    "is_bearer_token",
     "is_crc32_base62_token",
     "is_generic_secret",
     "is_iban_valid",
@@ -33,6 +40,7 @@ __all__ = [
     "is_not_placeholder",
     "is_payment_card",
     "is_password_value",
+    "is_prose_password",
     "is_phone_number",
     "is_phone_plausible",
     "is_secret_like",
@@ -306,13 +314,17 @@ _PASSWORD_WORDS = frozenset(
     }
 )  # fmt: skip
 _PASSWORD_MARKERS = (
-    "<", ">", "${", "{{", "}}", "%(", "$(", "xxx", "***", "...", "your",
+    "${", "{{", "}}", "%(", "$(", "xxx", "***", "...", "your",
     "example", "placeholder", "changeme", "redacted", "process.env",
     "os.environ", "getenv", "password", "passwd",
 )  # fmt: skip
 # First characters of variable references and paths, not literal values:
-# $VAR, %VAR%, #{interp} or #anchor, /path, &ref, .attr (string concatenation).
-_REFERENCE_STARTS = ("$", "%", "#", "/", "&", "\\", ".")
+# $VAR, %VAR%, #{interp}, #/json/ref, /path, &ref, .attr (string concatenation).
+# A bare leading ``#`` is kept: ``Password=#gets0m3`` is a literal.
+_REFERENCE_STARTS = ("$", "%", "#{", "#/", "/", "&", "\\", ".")
+# ``<password>``, ``<your key>``: a bracketed name; a lone ``<`` or ``>`` is
+# just a character of a random password.
+_ANGLE_PLACEHOLDER = frozenset(string.ascii_lowercase + string.digits + " _-.")
 
 
 def _longest_run(text: str) -> int:
@@ -381,9 +393,16 @@ def is_unverified_crc32_token(text: str) -> bool:
     return is_token_not_placeholder(body) and _char_classes(body) >= 2
 
 
+def _is_call(value: str) -> bool:
+    """``get_pw()``, ``os.getenv("X")``: a dotted name, then a parenthesis."""
+    head, paren, _ = value.partition("(")
+    name = head.replace("_", "").replace(".", "")
+    return bool(paren) and name.isalnum()
+
+
 def _is_reference(value: str) -> bool:
     """``env.DB_PASS``, ``DB_PASSWORD``, ``get_pw()``: code naming a value."""
-    if value.startswith(_REFERENCE_STARTS) or "://" in value or "(" in value:
+    if value.startswith(_REFERENCE_STARTS) or "://" in value or _is_call(value):
         return True
     # ``config.db.pass`` is attribute access; a digit in a part means a token
     # such as a JWT (``eyJ0eXAi...``), whose parts are identifiers too.
@@ -392,6 +411,19 @@ def _is_reference(value: str) -> bool:
         return True
 
     return "_" in value and value.isupper() and value.replace("_", "").isalnum()
+
+
+def _has_angle_placeholder(lowered: str) -> bool:
+    """``<password>`` or ``user:<pw>``: a word in angle brackets."""
+    start = lowered.find("<")
+    while start != -1:
+        end = lowered.find(">", start + 1)
+        if end == -1:
+            return False
+        if end > start + 1 and set(lowered[start + 1 : end]) <= _ANGLE_PLACEHOLDER:
+            return True
+        start = lowered.find("<", start + 1)
+    return False
 
 
 def is_password_value(text: str) -> bool:
@@ -407,8 +439,10 @@ def is_password_value(text: str) -> bool:
         return False
     if any(marker in lowered for marker in _PASSWORD_MARKERS):
         return False
-
-    return not _is_reference(value)
+    if _has_angle_placeholder(lowered):
+        return False
+    # A leading "+" is code between two string literals ("..." + expr + "...").
+    return not value.startswith("+") and not _is_reference(value)
 
 
 
@@ -426,6 +460,36 @@ def is_generic_secret(text: str) -> bool:
         return False
 
     return any(char.isdigit() for char in value)
+
+def is_prose_password(text: str) -> bool:
+    """An unquoted password named in a sentence ("my password is X"): a literal
+    password that also looks chosen, not a word: three character classes, or
+    ten characters of two classes that look random ("incorrect", "required"
+    and "version2" fail)."""
+    value = text.strip().rstrip(".,;:!?)")
+    if not is_password_value(value):
+        return False
+    classes = _char_classes(value)
+
+    return classes >= 3 or (
+        classes == 2 and len(value) >= 10 and _shannon_bits(value) >= 3.0
+        and any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
+    )
+
+
+def is_bearer_token(text: str) -> bool:
+    """An ``Authorization: Bearer`` value: random-looking, not a reference.
+
+    RFC 6750 sets no minimum length, so short opaque tokens
+    (``mF_9.B5f-4.1JqM``) are allowed when they hold a digit; longer ones
+    only need to look random.
+    """
+    value = text.strip().strip("'\"`")
+    if not is_secret_like(value) or _is_reference(value):
+        return False
+
+    return len(value) >= 20 or any(char.isdigit() for char in value)
+
 
 def is_basic_auth_credential(text: str) -> bool:
     """Base64 of ``user:password`` (HTTP Basic, Docker ``auths``), password real."""
@@ -463,6 +527,8 @@ VALIDATORS: Mapping[str, Validator] = MappingProxyType(
         "password_value": is_password_value,
         "basic_auth": is_basic_auth_credential,
         "generic_secret": is_generic_secret,
+        "bearer_token": is_bearer_token,
+        "prose_password": is_prose_password,
     }
 )
 SUPPORTED_VALIDATORS: frozenset[str] = frozenset(VALIDATORS)

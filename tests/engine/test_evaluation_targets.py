@@ -1,6 +1,7 @@
 """Dev-set figures of the PII and Unicode-smuggling guardrails do not regress.
 
-Secrets and injection figures are held by the tests of their packs.
+Secrets and injection figures are held by the tests of their packs; the
+secret figures are checked here too as the evaluation report computes them.
 """
 
 from __future__ import annotations
@@ -53,3 +54,28 @@ def test_no_false_positives_on_legitimate_emoji(report):
 
     assert (emoji["n"], emoji["flagged"]) == (252, 0)
     assert raxit["flagged"] == 0
+
+
+SECRET_FILE = "secret_noseyparker_rules.jsonl"
+
+
+@pytest.fixture(scope="module")
+def secret_report():
+    if not DATASETS.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"development datasets missing at {DATASETS}")
+        pytest.skip("development datasets not present")
+    return run_eval([DATASETS / SECRET_FILE], build_default_checker())
+
+
+def test_secret_figures_in_the_evaluation_report(secret_report):
+    """The report's secret recall and hard-negative rate stay at today's level
+    (357/424 and 27/127; the targets and why they are out of reach are in
+    tests/engine/test_secrets_pack.py::test_dev_set_targets)."""
+    recall = secret_report["labels"]["secret"]
+    hard_negatives = secret_report["benign"]["secret"]
+
+    assert (recall["n"], recall["errors"]) == (424, 0), recall
+    assert recall["recall"] >= 0.84, recall
+    assert (hard_negatives["n"], hard_negatives["errors"]) == (127, 0), hard_negatives
+    assert hard_negatives["fpr"] <= 0.22, hard_negatives

@@ -23,9 +23,11 @@ from service.engine.scanner import has_wide_repetition
 from service.engine.validators import (
     VALIDATORS,
     is_basic_auth_credential,
+    is_bearer_token,
     is_crc32_base62_token,
     is_generic_secret,
     is_password_value,
+    is_prose_password,
     is_token_not_placeholder,
     is_unverified_crc32_token,
 )
@@ -34,12 +36,19 @@ from service.types import Segment, Severity
 _ALNUM = string.ascii_letters + string.digits
 _BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 _BASE32 = string.ascii_uppercase + "234567"
+_HEX = "0123456789abcdef"
 # Targets the lead set for the development set (see the report for the gap).
 RECALL_TARGET = 0.95
 HARD_NEGATIVE_TARGET = 0.10
-# What the pack reaches today: a drop below these is a regression.
-RECALL_FLOOR = 0.80
-HARD_NEGATIVE_CEILING = 0.21
+# What the pack reaches today (357/424 and 27/127 on 2026-12-04): a drop
+# below these is a regression.
+RECALL_FLOOR = 0.84
+HARD_NEGATIVE_CEILING = 0.22
+# 16 negative_examples are word-for-word equal to examples of another rule in
+# the same file (Slack, Vault, .NET config lines): they cannot be both right.
+# Without them 12 of 111 negatives are flagged today.
+CONTRADICTORY_NEGATIVES = 16
+CONSISTENT_NEGATIVE_CEILING = 0.11
 
 
 @cache
@@ -253,6 +262,109 @@ def test_generic_secret_rejects_words_and_fillers():
     assert is_generic_secret(_random(_ALNUM, 32, 9))
 
 
+def test_password_value_keeps_angle_characters_of_random_passwords():
+    """A lone ``>`` or ``<`` is a character; only ``<name>`` is a placeholder."""
+    assert is_password_value("k>qX" + _random(_ALNUM, 12, 12))
+    assert is_password_value(_random(_ALNUM, 6, 13) + "<" + _random(_ALNUM, 6, 14))
+    assert not is_password_value("user-<db password>")
+
+
+def test_password_value_treats_only_calls_as_code():
+    """``get_pw()`` and ``os.getenv("X")`` are code; a random value with a
+    parenthesis (Django's SECRET_KEY alphabet has them) is a literal."""
+    assert not is_password_value("get_pw()")
+    assert not is_password_value('os.getenv("DB_PASS")')
+    assert not is_password_value("+new Buffer(pw)")
+    parenthesised = _random(_ALNUM, 10, 32) + "%n(" + _random(_ALNUM, 10, 33) + ")"
+    assert is_password_value(parenthesised)
+
+
+def test_password_value_keeps_a_leading_hash():
+    """``#gets0me``-style literals are passwords; ``#{var}`` and ``#/ref`` are not."""
+    assert is_password_value("#" + _random(_ALNUM, 9, 15))
+    assert not is_password_value("#{datastore['DBPASSWORD']}")
+    assert not is_password_value("#/components/secrets")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("Tq7u8jzPde0I", True), ("Summer2024!", True), ("k3j9x0a8m2pq", True),
+     ("incorrect", False), ("required", False), ("version2", False),
+     ("12345678", False), ("hunter22", False)],
+)  # fmt: skip
+def test_prose_password_wants_a_chosen_looking_value(value, expected):
+    """In a sentence the value is unquoted, so it must not read as a word."""
+    assert is_prose_password(value) is expected
+
+
+def test_bearer_token_allows_short_opaque_tokens_with_a_digit():
+    """RFC 6750 sets no minimum length; short values need a digit, no reference."""
+    assert is_bearer_token("Jv4.eQ-9tL_b3")
+    assert is_bearer_token(_random(_ALNUM, 40, 16))
+    assert not is_bearer_token("access_token")
+    assert not is_bearer_token("config.auth.token")
+    assert not is_bearer_token("${ACCESS_TOKEN}")
+
+
+@pytest.mark.parametrize(
+    ("text", "rule_id"),
+    [
+        ("key A3TX" + _random(_BASE32, 16, 17), "aws-access-key-id"),
+        ("AKIA" + _random(_BASE32, 16, 18) + "," + _random(_ALNUM + "/+", 40, 19),
+         "aws-access-key-pair"),
+        ("AccountName=dev;AccountKey=" + base64.b64encode(bytes(range(48))).decode()
+         + ";", "azure-storage-account-key"),
+        ("jwt_secret: '" + _random(_ALNUM, 9, 20) + '"' + _random(_ALNUM, 9, 21) + "'",
+         "generic-secret-single-quoted"),
+        ('jwt_secret: "' + _random(_ALNUM, 9, 22) + "'" + _random(_ALNUM, 9, 23) + '"',
+         "generic-secret-quoted"),
+        ("buildConfigField 'String', 'API_KEY', '\"" + _random(_HEX, 32, 24)
+         + "\"'", "generic-secret-assignment"),
+        ("password to proceed to installation:\n\n" + _random(_HEX, 32, 25),
+         "jenkins-initial-admin-password"),
+    ],
+)  # fmt: skip
+def test_formats_added_for_the_dev_set_gaps(text, rule_id):
+    """Formats that the dev set showed missing, built from their documented layouts."""
+    assert rule_id in _rule_ids(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "rule_id"),
+    [
+        ("curl -u deploy:" + _random(_ALNUM, 14, 26) + " https://ci.test/api",
+         "curl-user-credentials"),
+        ("docker login -u ci -p " + _random(_ALNUM, 14, 27) + " registry.test",
+         "cli-short-password-flag"),
+        ("<server><password>" + _random(_ALNUM, 14, 28) + "</password></server>",
+         "xml-password-element"),
+        ("vault login hvs." + _random(_ALNUM, 24, 29), "vault-service-token"),
+        ("app_secret = '" + _random(_ALNUM, 16, 30) + "^k("
+         + _random(_ALNUM, 16, 31) + "'",
+         "generic-secret-single-quoted"),
+    ],
+)  # fmt: skip
+def test_documented_formats_outside_the_dev_set(text, rule_id):
+    """Documented credential layouts the dev set does not hold (curl -u, docker
+    login -p, Maven <password>, Vault's 24-character hvs. tokens)."""
+    assert rule_id in _rule_ids(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "curl -u admin https://ci.test/api",
+        'curl --user-agent "Mozilla/5.0 (X11; Linux)" https://site.test',
+        "<passwordPolicy>strict</passwordPolicy>",
+        '"//host:1337/:_password = "+new Buffer("x").toString("base64")',
+        'password = "get_secret()"',
+    ],
+)
+def test_look_alikes_of_the_new_formats_are_not_findings(text):
+    """Prompting curl, element names and code expressions are not credentials."""
+    assert _rule_ids(text) == set()
+
+
 def test_basic_auth_needs_user_and_real_password():
     """Base64 of ``user:password`` passes; no colon or a placeholder fails."""
     password = _random(_ALNUM, 14, 10)
@@ -273,14 +385,37 @@ def _records(path: Path) -> list[dict[str, object]]:
         return [json.loads(line) for line in lines if line.strip()]
 
 
-def _dev_rates(datasets: Path) -> tuple[float, float]:
+def _dev_split(datasets: Path) -> tuple[list[str], list[str]]:
     records = _records(datasets / "secret_noseyparker_rules.jsonl")
-    positives = [r for r in records if r["label"] == "secret"]
-    negatives = [r for r in records if r["label"] == "benign"]
-    caught = sum(bool(_rule_ids(str(r["text"]))) for r in positives)
-    flagged = sum(bool(_rule_ids(str(r["text"]))) for r in negatives)
+    positives = [str(r["text"]) for r in records if r["label"] == "secret"]
+    negatives = [str(r["text"]) for r in records if r["label"] == "benign"]
+    return positives, negatives
 
-    return caught / len(positives), flagged / len(negatives)
+
+def _flagged_share(texts: list[str]) -> float:
+    return sum(bool(_rule_ids(text)) for text in texts) / len(texts)
+
+
+def _dev_rates(datasets: Path) -> tuple[float, float]:
+    positives, negatives = _dev_split(datasets)
+
+    return _flagged_share(positives), _flagged_share(negatives)
+
+
+def test_dev_set_has_contradictory_labels(datasets):
+    """Some hard negatives are the very texts of positives: no scanner gets both."""
+    positives, negatives = _dev_split(datasets)
+    contradictory = [text for text in negatives if text in set(positives)]
+
+    assert len(contradictory) == CONTRADICTORY_NEGATIVES
+
+
+def test_consistent_hard_negatives_regression(datasets):
+    """Hard negatives that no positive repeats: flagged share does not grow."""
+    positives, negatives = _dev_split(datasets)
+    consistent = [text for text in negatives if text not in set(positives)]
+
+    assert _flagged_share(consistent) <= CONSISTENT_NEGATIVE_CEILING
 
 
 def test_dev_set_regression(datasets):
@@ -293,8 +428,10 @@ def test_dev_set_regression(datasets):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="16 benign texts are identical to secret-labelled ones and ~50 positives "
-    "are placeholders or usernames this pack allowlists on purpose",
+    reason="16 benign texts are identical to secret-labelled ones (so at most 111/127 "
+    "negatives can be clean while those positives are caught), and 67 positives are "
+    "cloud resource ids, usernames, variable references or placeholders (aaaa..., "
+    "myPassword, tvly-xxxx) that this pack leaves out on purpose",
 )
 def test_dev_set_targets(datasets):
     """The lead's targets: recall >= 0.95 and at most 10% of hard negatives flagged."""

@@ -65,6 +65,10 @@ CASES = [
     ("password_value", "${DB_PASS}", False),
     ("generic_secret", "Qm4tZ8rLw2Xp9KcV7bNd", True),
     ("generic_secret", "access_token_refresh", False),
+    ("bearer_token", "mF9.B5f-4.1JqZ", True),
+    ("bearer_token", "access_token", False),
+    ("prose_password", "Wv9!kLp2#x", True),
+    ("prose_password", "incorrect", False),
     ("basic_auth", "ZGVwbG95OlN1bW1lcjIwMjQh", True),
     ("basic_auth", "bm8tY29sb24taGVyZQ==", False),
 ]
