@@ -506,6 +506,46 @@ def is_basic_auth_credential(text: str) -> bool:
     return is_password_value(password)
 
 
+# Cisco IOS "type 7" reversible encoding: two decimal digits give the offset
+# into this published constant key, then one hex byte per character XORed
+# with the key (it is an obfuscation, so the password is as good as plain).
+_CISCO_TYPE7_KEY = "dsfd;kfoA,.iyewrkldJKDHSUBsgvca69834ncxv9873254k;fg87"
+
+
+def is_cisco_type7_password(text: str) -> bool:
+    """A Cisco type 7 string that decodes to a printable password: seed
+    00-52, an even number of hex digits after it, and not a placeholder."""
+    value = text.strip()
+    if len(value) < 6 or len(value) % 2 or not value[:2].isdigit():
+        return False
+    seed = int(value[:2])
+    if seed >= len(_CISCO_TYPE7_KEY):
+        return False
+    try:
+        encoded = bytes.fromhex(value[2:])
+    except ValueError:
+        return False
+    key = _CISCO_TYPE7_KEY
+    plain = "".join(
+        chr(byte ^ ord(key[(seed + index) % len(key)]))
+        for index, byte in enumerate(encoded)
+    )
+    if not all(" " < char < "\x7f" for char in plain):
+        return False
+    return is_password_value(plain)
+
+
+def is_ldap_sha_hash(text: str) -> bool:
+    """The base64 part of an LDAP/htpasswd ``{SHA}`` or ``{SSHA}`` hash: it
+    decodes to a 20-byte SHA-1 digest, plus a salt for ``{SSHA}``."""
+    value = text.strip()
+    try:
+        digest = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return len(digest) >= 20 and len(set(digest)) > 8
+
+
 VALIDATORS: Mapping[str, Validator] = MappingProxyType(
     {
         "luhn": is_luhn_valid,
@@ -529,6 +569,8 @@ VALIDATORS: Mapping[str, Validator] = MappingProxyType(
         "generic_secret": is_generic_secret,
         "bearer_token": is_bearer_token,
         "prose_password": is_prose_password,
+        "cisco_type7": is_cisco_type7_password,
+        "ldap_sha_hash": is_ldap_sha_hash,
     }
 )
 SUPPORTED_VALIDATORS: frozenset[str] = frozenset(VALIDATORS)

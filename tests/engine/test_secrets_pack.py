@@ -86,6 +86,19 @@ def crc32_token(prefix: str, seed: int = 3) -> str:
     return prefix + body + _base62(zlib.crc32(body.encode()))
 
 
+# The published constant key of Cisco's reversible "type 7" encoding.
+_CISCO_TYPE7_KEY = "dsfd;kfoA,.iyewrkldJKDHSUBsgvca69834ncxv9873254k;fg87"
+
+
+def cisco_type7(plain: str, seed: int) -> str:
+    """``plain`` in Cisco type 7: two seed digits, then hex of each character
+    XORed with the key from that offset."""
+    key = _CISCO_TYPE7_KEY
+    return f"{seed:02d}" + "".join(
+        f"{ord(char) ^ ord(key[(seed + i) % len(key)]):02X}" for i, char in enumerate(plain)
+    )
+
+
 def _flip(token: str, index: int) -> str:
     index %= len(token)
     char = token[index]
@@ -348,6 +361,61 @@ def test_documented_formats_outside_the_dev_set(text, rule_id):
     """Documented credential layouts the dev set does not hold (curl -u, docker
     login -p, Maven <password>, Vault's 24-character hvs. tokens)."""
     assert rule_id in _rule_ids(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "rule_id"),
+    [
+        ("host=db.test dbname=app user=app password=" + _random(_ALNUM, 14, 40),
+         "libpq-conninfo-password"),
+        ("docker run -e POSTGRES_PASSWORD=" + _random(_ALNUM, 14, 41) + " postgres",
+         "env-var-password-inline"),
+        ("define( 'DB_PASSWORD', '" + _random(_ALNUM, 14, 42) + "' );",
+         "wordpress-config-secret"),
+        ("APP_KEY=base64:" + base64.b64encode(_random(_ALNUM, 32, 43).encode()).decode(),
+         "laravel-app-key"),
+        ("ldapsearch -x -D cn=admin,dc=test -w " + _random(_ALNUM, 14, 44),
+         "ldap-bind-password-flag"),
+        ("smbclient //fs/share -U TEST\\svc%" + _random(_ALNUM, 14, 45),
+         "smb-user-percent-password"),
+        ("net use Z: \\\\fs\\share /user:TEST\\svc " + _random(_ALNUM, 14, 46),
+         "windows-net-use-password"),
+        ('ConvertTo-SecureString "' + _random(_ALNUM, 14, 47) + '" -AsPlainText -Force',
+         "powershell-plaintext-securestring"),
+        ("sqlcmd -S db -U sa -P " + _random(_ALNUM, 14, 48), "sqlserver-cli-password"),
+        ("redis-cli -h cache -a " + _random(_ALNUM, 14, 49), "redis-cli-password"),
+        ("helm install db ./pg --set auth.password=" + _random(_ALNUM, 14, 50),
+         "kubernetes-inline-password-flag"),
+        ("kubectl create secret generic x --from-literal=api_key="
+         + _random(_ALNUM, 32, 51), "kubernetes-inline-token-flag"),
+        ('network={\n  psk="' + _random(_ALNUM, 14, 52) + '"\n}', "wifi-psk"),
+        ("username admin password 7 " + cisco_type7(_random(_ALNUM, 12, 53), seed=7),
+         "cisco-type7-password"),
+        ("https://app-1.firebaseio.com/x.json?auth=" + _random(_ALNUM, 40, 54),
+         "firebase-database-url-secret"),
+    ],
+)  # fmt: skip
+def test_command_line_and_config_password_formats(text, rule_id):
+    """Passwords in documented command-line flags and config syntaxes (libpq,
+    docker -e, wp-config, Laravel, OpenLDAP, Samba, net use, PowerShell,
+    sqlcmd, redis-cli, Helm/kubectl, Wi-Fi, Cisco type 7, Firebase)."""
+    assert rule_id in _rule_ids(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ldapsearch -x -D cn=admin,dc=test -W -b dc=test",
+        "net use Z: \\\\fs\\share /user:TEST\\svc *",
+        "sqlcmd -S db -E -Q 'SELECT 1'",
+        "helm install db ./pg --set auth.existingSecret=db-creds",
+        "username admin password 7 times",
+        "docker run -e POSTGRES_PASSWORD=$POSTGRES_PASSWORD postgres",
+    ],
+)
+def test_prompting_forms_of_the_command_line_formats_are_not_findings(text):
+    """Flags that prompt, references and names of secrets are not secrets."""
+    assert _rule_ids(text) == set()
 
 
 @pytest.mark.parametrize(

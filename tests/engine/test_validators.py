@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from service.engine import SUPPORTED_VALIDATORS
 from service.engine.validators import VALIDATORS
-from tests.engine.test_secrets_pack import crc32_token
+from tests.engine.test_secrets_pack import cisco_type7, crc32_token
 
 CASES = [
     ("luhn", "4111 1111 1111 1111", True),
@@ -71,6 +73,12 @@ CASES = [
     ("prose_password", "incorrect", False),
     ("basic_auth", "ZGVwbG95OlN1bW1lcjIwMjQh", True),
     ("basic_auth", "bm8tY29sb24taGVyZQ==", False),
+    ("cisco_type7", cisco_type7("Wv9kLp2x4Q", seed=9), True),
+    ("cisco_type7", cisco_type7("changeme", seed=3), False),
+    ("cisco_type7", "09FFFFFFFFFF", False),
+    ("cisco_type7", "53" + cisco_type7("Wv9kLp2x4Q", seed=9)[2:], False),
+    ("ldap_sha_hash", base64.b64encode(bytes(range(7, 27))).decode(), True),
+    ("ldap_sha_hash", base64.b64encode(bytes(19)).decode(), False),
 ]
 
 
