@@ -31,7 +31,6 @@ from service.types import Direction, GuardrailSpec
 
 __all__ = [
     "GuardrailInfo",
-    "LocalChanges",
     "Registry",
     "RegistryChanges",
     "Snapshot",
@@ -273,23 +272,3 @@ class RegistryChanges(Protocol):
     ) -> tuple[GuardrailSpec, int]: ...
 
     async def delete(self, name: str, *, actor: str = "") -> int: ...
-
-
-class LocalChanges:
-    """In memory, one process: in force once this registry has it (nothing persists)."""
-
-    def __init__(self, registry: Registry) -> None:
-        self._registry = registry
-
-    async def register(
-        self,
-        spec: GuardrailSpec,
-        *,
-        encoded: bytes = b"",
-        disabled: bool = False,
-        actor: str = "",
-    ) -> tuple[GuardrailSpec, int]:
-        return self._registry.register(spec)
-
-    async def delete(self, name: str, *, actor: str = "") -> int:
-        return self._registry.delete(name)

@@ -27,7 +27,7 @@ from service.limits import LIMIT_EXCEEDED, registration_limit_violations
 from service.api.registry_convert import guardrail_to_pb, history_to_pb
 from service.definition_checks import require_valid
 from service.mcp_pins import McpPins, pin_scope, pins_for_request
-from service.registry import LocalChanges, Registry, RegistryChanges, Snapshot
+from service.registry import Registry, RegistryChanges, Snapshot
 from service.registry_changes import storable
 from service.settings import Settings
 from service.types import GuardrailSpec
@@ -46,12 +46,12 @@ class GuardrailServicer(pb_grpc.GuardrailServiceServicer):
         *,
         holdback: int,
         offload_chars: int,
-        changes: RegistryChanges | None = None,
+        changes: RegistryChanges,
         settings: Settings | None = None,
     ) -> None:
         self._settings = settings  # None: no Register-side limits (tests, CLI)
         self._registry = registry
-        self._changes = changes or LocalChanges(registry)
+        self._changes = changes  # stored and put in force everywhere before OK
         self._checker = checker
         self._holdback = holdback
         log_holdback(registry.snapshot, holdback)  # and builds the stream engine
