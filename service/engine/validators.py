@@ -546,6 +546,33 @@ def is_ldap_sha_hash(text: str) -> bool:
     return len(digest) >= 20 and len(set(digest)) > 8
 
 
+# Words that follow a flag's name when a sentence talks about the flag
+# ("the -storepass option", "--passphrase flag is insecure").
+_FLAG_PROSE_WORDS = frozenset(
+    {
+        "option", "options", "flag", "flags", "argument", "arguments", "args",
+        "parameter", "parameters", "param", "params", "switch", "switches",
+        "followed", "follows", "takes", "then", "instead", "works", "prompts",
+        "prompt", "only", "must", "should", "could", "would", "might", "also",
+        "here", "there", "this", "that", "these", "those", "which", "where",
+        "when", "with", "from", "into", "setting", "sets", "values", "field",
+        "variable", "file", "command", "first", "next", "above", "below",
+        "later", "again", "interactively", "directly", "explicitly",
+        "plaintext", "cleartext", "is", "and", "the", "for", "will", "does",
+        "argument.", "option.", "flag.", "before", "after", "without",
+    }
+)  # fmt: skip
+
+
+def is_cli_flag_password(text: str) -> bool:
+    """A password given to a command-line flag: ``password_value``, and not
+    the next word of a sentence about the flag (option, flag, followed...)."""
+    value = text.strip().strip("'\"`").rstrip(".,;:")
+    if value.lower() in _FLAG_PROSE_WORDS:
+        return False
+    return is_password_value(text)
+
+
 VALIDATORS: Mapping[str, Validator] = MappingProxyType(
     {
         "luhn": is_luhn_valid,
@@ -571,6 +598,7 @@ VALIDATORS: Mapping[str, Validator] = MappingProxyType(
         "prose_password": is_prose_password,
         "cisco_type7": is_cisco_type7_password,
         "ldap_sha_hash": is_ldap_sha_hash,
+        "cli_flag_password": is_cli_flag_password,
     }
 )
 SUPPORTED_VALIDATORS: frozenset[str] = frozenset(VALIDATORS)

@@ -393,6 +393,26 @@ def test_documented_formats_outside_the_dev_set(text, rule_id):
          "cisco-type7-password"),
         ("https://app-1.firebaseio.com/x.json?auth=" + _random(_ALNUM, 40, 54),
          "firebase-database-url-secret"),
+        ("openssl rsa -in k.pem -passin pass:" + _random(_ALNUM, 14, 55),
+         "openssl-pass-argument"),
+        ("keytool -list -keystore a.jks -storepass " + _random(_ALNUM, 14, 56),
+         "java-keytool-password"),
+        ("gpg --batch --passphrase " + _random(_ALNUM, 14, 57) + " -d f.gpg",
+         "cli-passphrase-flag"),
+        ("7z a -p" + _random(_ALNUM, 14, 58) + " out.7z dir", "sevenzip-password-flag"),
+        ("zip -r -P " + _random(_ALNUM, 14, 59) + " out.zip dir", "zip-password-flag"),
+        ("sqlplus system/" + _random(_ALNUM, 14, 60) + "@//db.test:1521/ORCL",
+         "oracle-cli-credentials"),
+        ("cqlsh -u app -p " + _random(_ALNUM, 14, 61) + " db.test", "cqlsh-password-flag"),
+        ("mc alias set s3 https://minio.test admin " + _random(_ALNUM, 14, 62),
+         "minio-client-alias-secret"),
+        ("requests.get(url, auth=('svc', '" + _random(_ALNUM, 14, 63) + "'))",
+         "code-basic-auth-tuple"),
+        ("btoa('svc:" + _random(_ALNUM, 14, 64) + "')", "code-btoa-basic-credentials"),
+        ("eyJ0eXAiOiAiVENWMiJ9." + _random(_ALNUM + "_-", 36, 65) + "."
+         + _random(_ALNUM + "_-", 48, 66), "teamcity-access-token"),
+        ("pat." + _random(_ALNUM, 22, 67) + "." + _random(_HEX, 24, 68) + "."
+         + _random(_ALNUM, 20, 69), "harness-access-token"),
     ],
 )  # fmt: skip
 def test_command_line_and_config_password_formats(text, rule_id):
@@ -411,6 +431,10 @@ def test_command_line_and_config_password_formats(text, rule_id):
         "helm install db ./pg --set auth.existingSecret=db-creds",
         "username admin password 7 times",
         "docker run -e POSTGRES_PASSWORD=$POSTGRES_PASSWORD postgres",
+        "Run keytool with the -storepass option to set the keystore password.",
+        "mysql --password option is insecure",
+        "psexec -p option sets the password",
+        "gpg --passphrase flag is insecure; prefer --passphrase-fd",
     ],
 )
 def test_prompting_forms_of_the_command_line_formats_are_not_findings(text):

@@ -79,6 +79,8 @@ CASES = [
     ("cisco_type7", "53" + cisco_type7("Wv9kLp2x4Q", seed=9)[2:], False),
     ("ldap_sha_hash", base64.b64encode(bytes(range(7, 27))).decode(), True),
     ("ldap_sha_hash", base64.b64encode(bytes(19)).decode(), False),
+    ("cli_flag_password", "Wv9!kLp2#x", True),
+    ("cli_flag_password", "option", False),
 ]
 
 
