@@ -4,13 +4,16 @@
 the buckets on every call (~1 µs each); a recorded call touches a dozen
 series. These wrappers hold the children's value objects (in memory, or the
 mmapped slot file in a worker) and write them directly: an increment is one
-locked float add, an observation a bisect plus two adds.
+float add (in a worker, plus one store into the mmap), an observation a
+bisect plus two adds. ``inc`` is the value's own bound method, so a call is
+one Python call, not two. Only the event loop's thread may call them.
 """
 
 from __future__ import annotations
 
 import time
 from bisect import bisect_left
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from prometheus_client.samples import Exemplar
@@ -41,7 +44,7 @@ class Cell:
         self.value = value
         self.exemplar: Exemplar | None = None
 
-    def inc(self, amount: float) -> None:
+    def inc(self, amount: float = 1.0) -> None:
         self.value += amount
 
     def set(self, value: float, timestamp: float | None = None) -> None:
@@ -64,37 +67,46 @@ def _own(value: Any) -> Any:
     return Cell(value.get())
 
 
-class FastCounter:
-    """A bound Counter child; ``inc()`` adds one."""
+def _incrementer(value: Any) -> Callable[..., None]:
+    # A worker's slot values have a lock-free increment for the loop thread;
+    # prometheus_client's own (other value classes) keep their locked one.
+    inc: Callable[..., None] = getattr(value, "unlocked_inc", None) or value.inc
+    return inc
 
-    __slots__ = ("_value",)
+
+class FastCounter:
+    """A bound Counter child; ``inc()`` adds one, ``inc(n)`` adds n."""
+
+    __slots__ = ("_value", "inc")
 
     def __init__(self, child: Any) -> None:
         self._value = child._value = _own(child._value)
-
-    def inc(self, amount: float = 1.0) -> None:
-        self._value.inc(amount)
+        self.inc = _incrementer(self._value)
 
 
 class FastHistogram:
     """A bound Histogram child; ``observe`` writes one bucket and the sum."""
 
-    __slots__ = ("_bounds", "_buckets", "_sum")
+    __slots__ = ("_bounds", "_buckets", "_incs", "_sum", "_sum_inc")
 
     def __init__(self, child: Any) -> None:
         self._bounds: list[float] = list(child._upper_bounds)
         child._buckets[:] = [_own(b) for b in child._buckets]  # non-cumulative
         self._buckets: list[Value] = child._buckets
+        self._incs = [_incrementer(b) for b in self._buckets]
         self._sum: Value = _own(child._sum)
         child._sum = self._sum
+        self._sum_inc = _incrementer(self._sum)
 
     def observe(self, seconds: float) -> None:
-        self._buckets[bisect_left(self._bounds, seconds)].inc(1)
-        self._sum.inc(seconds)
+        self._incs[bisect_left(self._bounds, seconds)](1.0)
+        self._sum_inc(seconds)
 
     def observe_traced(self, seconds: float, trace_id: str) -> None:
         """Observe and attach an OpenMetrics exemplar naming the trace."""
-        bucket = self._buckets[bisect_left(self._bounds, seconds)]
-        bucket.inc(1)
-        bucket.set_exemplar(Exemplar({"trace_id": trace_id}, seconds, time.time()))
-        self._sum.inc(seconds)
+        index = bisect_left(self._bounds, seconds)
+        self._incs[index](1.0)
+        self._buckets[index].set_exemplar(
+            Exemplar({"trace_id": trace_id}, seconds, time.time())
+        )
+        self._sum_inc(seconds)

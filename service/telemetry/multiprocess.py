@@ -8,7 +8,15 @@ prometheus_client's multiprocess mode, with two changes:
   already in the page cache of the shared file;
 * the value class writes straight into the mmap under one lock, skipping the
   library's per-write pid check (a worker never forks after configuring its
-  slot), which makes an increment ~3x cheaper.
+  slot), which makes an increment ~3x cheaper;
+* the bound children the recording path increments (``telemetry/fast.py``)
+  use ``unlocked_inc``: the value's offset in the file is looked up once and
+  each increment is one 16-byte store into the mmap, without the lock. Only
+  the event loop's thread increments those children, and every other writer
+  (``set`` from the queue-depth thread, values created later) writes other
+  offsets under the lock, so nothing is lost; a file that grows is remapped
+  by prometheus_client without closing the old mapping, and both map the
+  same shared file.
 
 Each instance keeps its files in its own private directory, which the
 supervisor prepares before starting workers and serves merged on /metrics.
@@ -18,6 +26,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import threading
 from pathlib import Path
 from typing import Any
@@ -36,6 +45,7 @@ __all__ = [
 
 _ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client reads it when a value is made
 _state: dict[str, Any] = {"slot": None}
+_pack_value = struct.Struct("dd").pack  # value, timestamp: prometheus_client's layout
 
 
 def _slot_value_class(slot: int) -> type:
@@ -44,6 +54,17 @@ def _slot_value_class(slot: int) -> type:
 
     class SlotValue(base):  # type: ignore[misc, valid-type]
         """An mmapped float in the slot's file; ``inc``/``set`` skip the pid check."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # Offsets never move: the file only grows at its end.
+            self._offset = self._file._positions[self._key]
+
+        def unlocked_inc(self, amount: float = 1.0) -> None:
+            """``inc`` for a value only the event loop's thread writes."""
+            value = self._value = self._value + amount
+            offset = self._offset
+            self._file._m[offset : offset + 16] = _pack_value(value, 0.0)
 
         def inc(self, amount: float) -> None:
             with lock:
