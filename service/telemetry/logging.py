@@ -10,6 +10,7 @@ ProcessorFormatter on the root logger), so every line has one format.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
@@ -162,6 +163,45 @@ def _unroute_stdlib() -> None:
             root.removeHandler(handler)
 
 
+class _LineWriter:
+    """Writes access lines to the stream and flushes once per loop iteration.
+
+    structlog's WriteLogger flushes after every line: one write(2) per RPC.
+    Lines written while the event loop runs are flushed together by a
+    callback at the end of the current loop iteration, before the loop waits
+    for I/O again, so a line reaches the file descriptor as soon as the
+    callbacks ready with it have run. Outside a running loop (tests, other
+    threads) each line is flushed at once. Other log lines share the stream
+    and flush it themselves, so the order of lines is kept.
+    """
+
+    __slots__ = ("_flush", "_scheduled", "_write")
+
+    def __init__(self, stream: TextIO) -> None:
+        self._write = stream.write
+        self._flush = stream.flush
+        self._scheduled = False
+
+    def __call__(self, line: str) -> None:
+        self._write(line)
+        if self._scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._flush()
+            return
+        self._scheduled = True
+        loop.call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._scheduled = False
+        try:
+            self._flush()
+        except (OSError, ValueError):  # stdout closed or gone: the call went on
+            pass
+
+
 class _AccessPipeline:
     """The configured processors, run without a BoundLogger around them.
 
@@ -172,17 +212,15 @@ class _AccessPipeline:
 
     __slots__ = ("enabled", "processors", "write")
 
-    def __init__(
-        self, enabled: bool, processors: list[Processor], output: structlog.WriteLogger
-    ) -> None:
+    def __init__(self, enabled: bool, processors: list[Processor], stream: TextIO) -> None:
         self.enabled = enabled
         self.processors = processors
-        self.write = output.msg
+        self.write = _LineWriter(stream)
 
     def emit(self, event_dict: EventDict) -> None:
         for processor in self.processors:
             event_dict = processor(None, "info", event_dict)
-        self.write(event_dict)  # type: ignore[arg-type]
+        self.write(f"{event_dict}\n")
 
 
 _access: _AccessPipeline | None = None
@@ -230,7 +268,7 @@ def configure_logging(
     _access = _AccessPipeline(
         level <= LEVELS["info"],
         [timestamp, correlation, renderer],
-        structlog.WriteLogger(stream),
+        stream,
     )
     _route_stdlib(stream, level, [timestamp, correlation, _format_exc_info], renderer)
 
