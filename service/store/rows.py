@@ -81,17 +81,81 @@ def _label(text: str) -> str:
     return storable(text)
 
 
-def _guardrail_information(record: CallRecord) -> list[dict[str, Any]]:
+def _guardrail_information(record: CallRecord) -> orjson.Fragment:
+    """The ``guardrail_information`` list, as JSON text inside the metadata.
+
+    Most entries have no findings, and then everything but the call's times
+    is fixed by the outcome: that text is made once per distinct outcome
+    (``_static_entry``) and joined around the times. Entries with findings
+    are built in full. Either way the JSON is the same.
+    """
     by_guardrail: dict[str, list[Finding]] = {}
     for finding in record.findings:
         by_guardrail.setdefault(finding.guardrail, []).append(finding)
+    times = (
+        b'"start_time":' + orjson.dumps(record.start_time)
+        + b',"end_time":' + orjson.dumps(record.end_time or record.start_time)
+        + b',"duration":' + orjson.dumps(record.scan_ns / 1e9)
+    )  # fmt: skip
+    entries = []
+    for outcome in record.outcomes:
+        findings = by_guardrail.get(outcome.name)
+        if findings:
+            entries.append(orjson.dumps(_guardrail_entry(record, outcome, findings)))
+            continue
+        prefix, suffix = _static_entry(outcome, record.direction)
+        entries.append(prefix + times + suffix)
 
-    return [_guardrail_entry(record, o, by_guardrail.get(o.name, [])) for o in record.outcomes]
+    return orjson.Fragment(b"[" + b",".join(entries) + b"]")
+
+
+_static_entries: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}
+MAX_STATIC_ENTRIES = 4096  # distinct outcomes; beyond it entries are built each time
+
+
+def _static_entry(outcome: GuardrailOutcome, direction: Any) -> tuple[bytes, bytes]:
+    """The JSON of a finding-less entry before and after its times."""
+    key = (
+        outcome.name, outcome.version, outcome.status, outcome.action,
+        outcome.finding_count, outcome.reason, outcome.mode, outcome.fail_mode, direction,
+    )  # fmt: skip
+    cached = _static_entries.get(key)
+    if cached is not None:
+        return cached
+    entry = _guardrail_entry_fields(outcome, [], direction)
+    head = orjson.dumps({k: entry[k] for k in _ENTRY_HEAD})
+    tail = orjson.dumps({k: entry[k] for k in _ENTRY_TAIL})
+    cached = (head[:-1] + b",", b"," + tail[1:])
+    if len(_static_entries) < MAX_STATIC_ENTRIES:
+        _static_entries[key] = cached
+    return cached
+
+
+_ENTRY_HEAD = (
+    "guardrail_name", "guardrail_provider", "guardrail_mode", "guardrail_status",
+    "guardrail_response", "guardrail_version",
+)  # fmt: skip
+_ENTRY_TAIL = ("masked_entity_count",)
 
 
 def _guardrail_entry(
     record: CallRecord, outcome: GuardrailOutcome, findings: list[Finding]
 ) -> dict[str, Any]:
+    entry = _guardrail_entry_fields(outcome, findings, record.direction)
+    # Every guardrail of a call runs in one scan pass: they share its timing.
+    return {
+        **{k: entry[k] for k in _ENTRY_HEAD},
+        "start_time": record.start_time,
+        "end_time": record.end_time or record.start_time,
+        "duration": record.scan_ns / 1e9,
+        "masked_entity_count": entry["masked_entity_count"],
+    }
+
+
+def _guardrail_entry_fields(
+    outcome: GuardrailOutcome, findings: list[Finding], direction: Any
+) -> dict[str, Any]:
+    """An entry's fields other than the call's times."""
     response: dict[str, Any] = {
         # Enum members as they are: orjson writes their values, and faster
         # than a .value lookup per field.
@@ -111,17 +175,13 @@ def _guardrail_entry(
             category = _label(finding.category)
             masked[category] = masked.get(category, 0) + 1
 
-    # Every guardrail of a call runs in one scan pass: they share its timing.
     return {
         "guardrail_name": _label(outcome.name),
         "guardrail_provider": PROVIDER,
-        "guardrail_mode": record.direction or "",
+        "guardrail_mode": direction or "",
         "guardrail_status": _LITELLM_STATUS[outcome.status],
         "guardrail_response": response,
         "guardrail_version": outcome.version,
-        "start_time": record.start_time,
-        "end_time": record.end_time or record.start_time,
-        "duration": record.scan_ns / 1e9,
         "masked_entity_count": masked,
     }
 
