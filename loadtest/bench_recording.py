@@ -200,13 +200,10 @@ def _time(behavior: Any, calls: int, writer: Any) -> tuple[float, float]:
     )
 
 
-def _build(mode: str, tmp: Path) -> tuple[Any, Any, Any]:
-    from service.api.interceptors import RecordingInterceptor
+def bench_settings(tmp: Path) -> Any:
+    """Settings with SQLite in ``tmp``, a queue that never fills, JSON lines to /dev/null."""
     from service.settings import load_settings
-    from service.store.spend_logs import SpendLogWriter
-    from service.telemetry import metrics as metrics_module
     from service.telemetry.logging import configure_logging
-    from service.telemetry.tracing import Tracing
 
     settings = load_settings(
         log_format="json",
@@ -215,6 +212,16 @@ def _build(mode: str, tmp: Path) -> tuple[Any, Any, Any]:
         spend_log_batch_size=1_000_000,
     )
     configure_logging(settings, stream=open(os.devnull, "w"))  # noqa: SIM115
+    return settings
+
+
+def _build(mode: str, tmp: Path) -> tuple[Any, Any, Any]:
+    from service.api.interceptors import RecordingInterceptor
+    from service.store.spend_logs import SpendLogWriter
+    from service.telemetry import metrics as metrics_module
+    from service.telemetry.tracing import Tracing
+
+    settings = bench_settings(tmp)
     if mode == "multiprocess":
         configure = getattr(metrics_module, "configure_worker_metrics", None)
         if configure is None:
@@ -234,7 +241,10 @@ def _build(mode: str, tmp: Path) -> tuple[Any, Any, Any]:
     outer = None
     if mode == "contrib-export":
         # opentelemetry-instrumentation-grpc's span + our records without a span.
-        from opentelemetry.instrumentation.grpc import aio_server_interceptor
+        try:
+            from opentelemetry.instrumentation.grpc import aio_server_interceptor
+        except ImportError as error:  # only installed for this comparison
+            raise SystemExit(f"not installed: {error}") from None
 
         outer = aio_server_interceptor(tracer_provider=tracing.provider)
         tracing = Tracing(tracing.provider, None)
@@ -310,7 +320,7 @@ def main() -> None:
         "results": results,
     }
     if args.json:
-        json.dump(report, sys.stdout, indent=2)
+        json.dump(report, sys.stdout)  # one line, as report.py reads it
         print()
         return
     print(f"python {report['python']}, {args.calls} calls x {args.rounds} rounds")

@@ -16,6 +16,19 @@ as a library on one thread, one text at a time:
   imported without the package ``__init__`` (which pulls in the ML stack).
 
 A peer that is not installed is reported as missing, not skipped silently.
+
+What is like for like: LiteLLM and LLM Guard are measured as library calls,
+i.e. their scan in process with no transport. Our in-process row is the same
+kind of call (``Checker.check``: plan, scan, decision and the response
+message), so "scan vs scan" is ours-in-process against theirs. The gRPC row
+is our whole call as the server pays it (HTTP/2 and protobuf, the recording
+interceptor, the SpendLogs insert), so against a peer's in-process scan it
+understates us. LiteLLM's ``apply_guardrail`` is a coroutine, run here with
+``run_until_complete`` per text, which adds a few tens of µs of event-loop
+work to each of its records. Every row comes from the same run on the same
+texts, so the load on a shared machine scales all of them: compare ratios
+within one run, not figures across runs (PEERS.md was measured on a quieter
+machine).
 """
 
 from __future__ import annotations
