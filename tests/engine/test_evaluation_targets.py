@@ -70,12 +70,12 @@ def secret_report():
 
 def test_secret_figures_in_the_evaluation_report(secret_report):
     """The report's secret recall and hard-negative rate stay at today's level
-    (357/424 and 27/127; the targets and why they are out of reach are in
+    (358/424 and 27/127; the targets and why they are out of reach are in
     tests/engine/test_secrets_pack.py::test_dev_set_targets)."""
     recall = secret_report["labels"]["secret"]
     hard_negatives = secret_report["benign"]["secret"]
 
     assert (recall["n"], recall["errors"]) == (424, 0), recall
-    assert recall["recall"] >= 0.84, recall
+    assert recall["recall"] >= 0.844, recall
     assert (hard_negatives["n"], hard_negatives["errors"]) == (127, 0), hard_negatives
-    assert hard_negatives["fpr"] <= 0.22, hard_negatives
+    assert hard_negatives["fpr"] <= 0.213, hard_negatives

@@ -40,15 +40,15 @@ _HEX = "0123456789abcdef"
 # Targets the lead set for the development set (see the report for the gap).
 RECALL_TARGET = 0.95
 HARD_NEGATIVE_TARGET = 0.10
-# What the pack reaches today (357/424 and 27/127 on 2026-12-04): a drop
+# What the pack reaches today (358/424 and 27/127 on 2026-12-04): a drop
 # below these is a regression.
-RECALL_FLOOR = 0.84
-HARD_NEGATIVE_CEILING = 0.22
+RECALL_FLOOR = 0.844
+HARD_NEGATIVE_CEILING = 0.213
 # 16 negative_examples are word-for-word equal to examples of another rule in
 # the same file (Slack, Vault, .NET config lines): they cannot be both right.
 # Without them 12 of 111 negatives are flagged today.
 CONTRADICTORY_NEGATIVES = 16
-CONSISTENT_NEGATIVE_CEILING = 0.11
+CONSISTENT_NEGATIVE_CEILING = 0.109
 
 
 @cache
@@ -94,9 +94,8 @@ def cisco_type7(plain: str, seed: int) -> str:
     """``plain`` in Cisco type 7: two seed digits, then hex of each character
     XORed with the key from that offset."""
     key = _CISCO_TYPE7_KEY
-    return f"{seed:02d}" + "".join(
-        f"{ord(char) ^ ord(key[(seed + i) % len(key)]):02X}" for i, char in enumerate(plain)
-    )
+    codes = (ord(c) ^ ord(key[(seed + i) % len(key)]) for i, c in enumerate(plain))
+    return f"{seed:02d}" + "".join(f"{code:02X}" for code in codes)
 
 
 def _flip(token: str, index: int) -> str:
@@ -372,7 +371,8 @@ def test_documented_formats_outside_the_dev_set(text, rule_id):
          "env-var-password-inline"),
         ("define( 'DB_PASSWORD', '" + _random(_ALNUM, 14, 42) + "' );",
          "wordpress-config-secret"),
-        ("APP_KEY=base64:" + base64.b64encode(_random(_ALNUM, 32, 43).encode()).decode(),
+        ("APP_KEY=base64:"
+         + base64.b64encode(_random(_ALNUM, 32, 43).encode()).decode(),
          "laravel-app-key"),
         ("ldapsearch -x -D cn=admin,dc=test -w " + _random(_ALNUM, 14, 44),
          "ldap-bind-password-flag"),
@@ -403,7 +403,8 @@ def test_documented_formats_outside_the_dev_set(text, rule_id):
         ("zip -r -P " + _random(_ALNUM, 14, 59) + " out.zip dir", "zip-password-flag"),
         ("sqlplus system/" + _random(_ALNUM, 14, 60) + "@//db.test:1521/ORCL",
          "oracle-cli-credentials"),
-        ("cqlsh -u app -p " + _random(_ALNUM, 14, 61) + " db.test", "cqlsh-password-flag"),
+        ("cqlsh -u app -p " + _random(_ALNUM, 14, 61) + " db.test",
+         "cqlsh-password-flag"),
         ("mc alias set s3 https://minio.test admin " + _random(_ALNUM, 14, 62),
          "minio-client-alias-secret"),
         ("requests.get(url, auth=('svc', '" + _random(_ALNUM, 14, 63) + "'))",
@@ -520,10 +521,18 @@ def test_dev_set_regression(datasets):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="16 benign texts are identical to secret-labelled ones (so at most 111/127 "
-    "negatives can be clean while those positives are caught), and 67 positives are "
-    "cloud resource ids, usernames, variable references or placeholders (aaaa..., "
-    "myPassword, tvly-xxxx) that this pack leaves out on purpose",
+    reason="unreachable without reporting non-secrets: of the 66 missed positives "
+    "(358/424), 26 are public identifiers (9 ARNs, 8 S3/GCS bucket URLs, 4 Google "
+    "OAuth client ids, 2 AWS account ids, 2 Shopify store domains, 1 age public "
+    "key), 13 are documentation placeholders in a provider's format (aaaa..., "
+    "tvly-xxxx, NRAK-1234...ABCD, Okta's and kubeadm's doc tokens), 20 are "
+    "placeholder or variable passwords (myPassword, thisismypassword, $password, "
+    "%nothing%, ######), 6 are usernames and 1 holds no credential; even all 26 "
+    "identifiers would give 384/424 = 0.906. Of the negatives, 16 are "
+    "word-for-word positives (15 flagged, as those positives are caught); the "
+    "other 12 flagged of 111 are literal credentials (a 36-hex+NRAL New Relic "
+    "key, a UUID npm token, an Entra Q~ secret, passwords in URLs) that are "
+    "negatives only because noseyparker's own regex for that rule misses them",
 )
 def test_dev_set_targets(datasets):
     """The lead's targets: recall >= 0.95 and at most 10% of hard negatives flagged."""
