@@ -388,7 +388,7 @@ def test_documented_formats_outside_the_dev_set(text, rule_id):
          "kubernetes-inline-password-flag"),
         ("kubectl create secret generic x --from-literal=api_key="
          + _random(_ALNUM, 32, 51), "kubernetes-inline-token-flag"),
-        ('network={\n  psk="' + _random(_ALNUM, 14, 52) + '"\n}', "wifi-psk"),
+        ('network={\n  psk="' + _random(_ALNUM, 14, 52) + '"\n}', "wifi-psk-quoted"),
         ("username admin password 7 " + cisco_type7(_random(_ALNUM, 12, 53), seed=7),
          "cisco-type7-password"),
         ("https://app-1.firebaseio.com/x.json?auth=" + _random(_ALNUM, 40, 54),
