@@ -10,10 +10,12 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from service.engine import anchors
 from service.engine.context import ContextCheck, context_check
 from service.engine.normalize import TextView, normalized_view, raw_view
 from service.engine.regex import PatternError, Regex, compile_regex, keywords_pattern
 from service.engine.validators import VALIDATORS, Validator
+from service.engine.width import rule_width
 from service.errors import FieldViolation, GuardrailDefinitionError
 from service.types import Action, GuardrailSpec, RuleSpec, Severity
 
@@ -42,6 +44,10 @@ class CompiledRule:
     on_raw: bool
     mask_label: str
     context: ContextCheck | None = None
+    # Longest match in code points when every match is proven to hold one of
+    # the prefilter literals (``anchors``); None otherwise. Lets the scanner
+    # search only around the literals of a large text.
+    anchor_width: int | None = None
 
     @property
     def id(self) -> str:
@@ -58,10 +64,16 @@ class CompiledRule:
         lowered = view.text.lower()
         return any(literal in lowered for literal in self.prefilter)
 
-    def matches(self, view: TextView) -> Iterator[tuple[int, int, str]]:
-        """Validated byte spans of this rule in ``view``, with the matched text."""
+    def matches(
+        self, view: TextView, windows: list[tuple[int, int]] | None = None
+    ) -> Iterator[tuple[int, int, str]]:
+        """Validated byte spans of this rule in ``view``, with the matched text.
+
+        ``windows``: byte ranges known to hold every match (``anchors``).
+        """
         context = self.context
-        for start, end in self.regex.spans(view.data, MAX_FINDINGS_PER_RULE):
+        spans = self.regex.spans(view.data, MAX_FINDINGS_PER_RULE, windows)
+        for start, end in spans:
             matched = view.decode(start, end)
             if self.validator is not None and not self.validator(matched):
                 continue
@@ -223,7 +235,14 @@ def _compile_rule(
         on_raw=rule.match_on == "raw",
         mask_label=rule.mask_label or f"[{rule.category.upper()}]",
         context=context_check(rule.validator) if rule.validator else None,
+        anchor_width=_anchor_width(rule, regex),
     )
+
+
+def _anchor_width(rule: RuleSpec, regex: Regex) -> int | None:
+    if not rule.prefilter or not anchors.anchored(regex.source, rule.prefilter):
+        return None
+    return rule_width(rule)
 
 
 def _first_finding(rule: CompiledRule, sample: str) -> tuple[int, int] | None:

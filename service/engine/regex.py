@@ -17,6 +17,8 @@ __all__ = [
     "PatternError",
     "Regex",
     "RegexSet",
+    "SET_MAX_MEM",
+    "SetCompileError",
     "compile_internal",
     "compile_regex",
     "escape_literal",
@@ -29,12 +31,14 @@ MAX_PATTERN_LENGTH = 4096
 # every scan; 20k leaves room for `[A-Za-z0-9]{1,255}`-style rules.
 MAX_PROGRAM_SIZE = 20_000
 _PATTERN_MAX_MEM = 8 << 20
-# TODO(engine): the binding does not report when a Set's DFA runs out of
-# memory; it then looks like "no match". A generous budget plus keeping large
-# counted repetitions behind a literal prefilter (they are then run one by one,
-# never inside the Set) avoids it in practice; detect it once the binding
-# exposes RE2::Set::ErrorInfo.
-_SET_MAX_MEM = 256 << 20
+# The binding does not report when a Set's DFA gives up (RE2::Set has no NFA
+# to fall back to; Match returns false, which the binding turns into "no
+# match"). Every Set therefore ends with a sentinel, ``\z``, that matches at
+# the end of every text: a DFA that reached the end reports it, one that gave
+# up does not, and ``RegexSet.match`` says so (None) instead of "nothing".
+# A tiny budget makes Compile fail loudly instead (tests force both).
+SET_MAX_MEM = 256 << 20
+_SENTINEL = r"\z"
 VALUE_GROUP = "value"
 
 # Texts that, between them, reach every "can this match nothing?" situation:
@@ -74,16 +78,41 @@ class Regex:
         self._compiled = compiled
         self._group: int = compiled.groupindex.get(VALUE_GROUP, 0)
 
-    def spans(self, data: bytes, limit: int) -> Iterator[tuple[int, int]]:
-        """Yield up to ``limit`` match spans; group ``value`` if the pattern has it."""
+    def spans(
+        self,
+        data: bytes,
+        limit: int,
+        windows: Sequence[tuple[int, int]] | None = None,
+    ) -> Iterator[tuple[int, int]]:
+        """Yield up to ``limit`` match spans; group ``value`` if the pattern has it.
+
+        ``windows`` (sorted, disjoint byte ranges) restricts the search to
+        them; the caller guarantees every match lies inside one, so the
+        spans are those of a whole-text search (see ``anchors``).
+        """
         group = self._group
-        for count, match in enumerate(self._compiled.finditer(data)):
+        found = self._compiled.finditer(data) if windows is None else (
+            self._in_windows(data, windows)
+        )
+        for count, match in enumerate(found):
             if count >= limit:
                 return
             start, end = match.span(group) if group else match.span()
             if start < 0:  # the value group did not take part
                 start, end = match.span()
             yield start, end
+
+    def _in_windows(
+        self, data: bytes, windows: Sequence[tuple[int, int]]
+    ) -> Iterator[re2._Match]:
+        # RE2 reads the bytes around pos/endpos as context (\b, ^, $ see the
+        # real neighbours), and a search resumes where the last match ended,
+        # exactly as a whole-text finditer does.
+        resume = 0
+        for start, end in windows:
+            for match in self._compiled.finditer(data, max(start, resume), end):
+                resume = match.end()
+                yield match
 
     def matches_empty(self) -> bool:
         """Whether the pattern can match the empty string (probed, not proved)."""
@@ -127,7 +156,7 @@ def compile_regex(
     return Regex(source, compiled)
 
 
-def compile_internal(pattern: str, *, max_mem: int = _SET_MAX_MEM) -> Regex:
+def compile_internal(pattern: str, *, max_mem: int = SET_MAX_MEM) -> Regex:
     """Compile one of the engine's own patterns: no caller limits, bugs raise."""
     return Regex(pattern, re2.compile(pattern, _options(max_mem)))
 
@@ -157,18 +186,37 @@ def keywords_pattern(keywords: Sequence[str], *, substrings: bool) -> str:
     return "(?i:" + "|".join(branches) + ")"
 
 
+class SetCompileError(Exception):
+    """A Set does not fit its memory budget (RE2 refused to compile it)."""
+
+
 class RegexSet:
     """Many patterns in one RE2 Set: one pass says which of them occur."""
 
-    __slots__ = ("_set", "size")
+    __slots__ = ("_set", "incomplete", "size")
 
-    def __init__(self, sources: Sequence[str]) -> None:
+    def __init__(self, sources: Sequence[str], *, max_mem: int | None = None) -> None:
         self.size = len(sources)
-        self._set = re2.Set.SearchSet(_options(_SET_MAX_MEM))
-        for source in sources:
+        # Passes that did not run to the end (see SET_MAX_MEM), for tests and
+        # diagnostics.
+        self.incomplete = 0
+        self._set = re2.Set.SearchSet(_options(max_mem or SET_MAX_MEM))
+        for source in (*sources, _SENTINEL):
             self._set.Add(source)
-        self._set.Compile()
+        try:
+            self._set.Compile()
+        except re2.error as exc:
+            raise SetCompileError(_error_text(exc)) from exc
 
-    def match(self, data: bytes) -> list[int]:
-        """Indices of the patterns that match somewhere in ``data``."""
-        return list(self._set.Match(data) or ())
+    def match(self, data: bytes) -> list[int] | None:
+        """Indices of the patterns that match somewhere in ``data``.
+
+        None when the pass did not reach the end of ``data`` (the DFA gave
+        up): the caller must then treat every pattern as a possible match.
+        """
+        hits = list(self._set.Match(data) or ())
+        if self.size not in hits:
+            self.incomplete += 1
+            return None
+        hits.remove(self.size)
+        return hits

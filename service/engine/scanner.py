@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from service.engine import decode
+from service.engine import anchors, decode
 from service.engine.compiler import CompiledGuardrail, CompiledRule
 from service.engine.normalize import TextView, normalized_view, raw_view
 from service.engine.redact import redacted_preview
@@ -72,6 +72,7 @@ class _Pass:
         "_gates",
         "_literal_only",
         "_literal_rules",
+        "_literal_texts",
         "_literals",
         "_needs_literal",
         "_pattern_rules",
@@ -108,29 +109,76 @@ class _Pass:
         literals = [_literal_source(literal) for literal in gated]
         self._literals = RegexSet(literals) if literals else None
         self._literal_rules = tuple(tuple(indices) for indices in gated.values())
+        self._literal_texts = tuple(gated)
         self._needs_literal = frozenset(needs_literal)
         self._literal_only = frozenset(literal_only)
 
-    def candidates(self, data: bytes) -> tuple[set[int], set[str]]:
-        """Rule indices worth an exact search in ``data``, and the encodings seen."""
+    def candidates(
+        self, data: bytes, lowered: bytes
+    ) -> tuple[set[int], set[str], set[str]]:
+        """Rules worth an exact search in ``data``, encodings seen, literals seen.
+
+        ``lowered`` is ``data.lower()``.
+        """
         by_pattern: set[int] = set()
         kinds: set[str] = set()
         if self._patterns is not None:
             pattern_rules = self._pattern_rules
-            for hit in self._patterns.match(data):
+            # A pass that gave up (None) proves nothing: every rule and gate
+            # is then a candidate and the exact searches decide.
+            hits = self._patterns.match(data)
+            if hits is None:
+                hits = range(self._patterns.size)
+            for hit in hits:
                 if hit < len(pattern_rules):
                     by_pattern.add(pattern_rules[hit])
                 else:
                     kinds.add(self._gates[hit])
         by_literal: set[int] = set()
+        seen: set[str] = set()
         if self._literals is not None:
-            literal_rules = self._literal_rules
-            for hit in self._literals.match(data.lower()):
+            literal_rules, texts = self._literal_rules, self._literal_texts
+            hits = self._literals.match(lowered)
+            if hits is None:
+                hits = range(self._literals.size)
+            for hit in hits:
                 by_literal.update(literal_rules[hit])
+                seen.add(texts[hit])
         needs_literal = self._needs_literal
         chosen = {i for i in by_pattern if i not in needs_literal or i in by_literal}
 
-        return chosen | (by_literal & self._literal_only), kinds
+        return chosen | (by_literal & self._literal_only), kinds, seen
+
+
+# Shortest literal worth locating (see _anchor_windows).
+_MIN_ANCHOR = 3
+
+
+def _anchor_windows(
+    rule: CompiledRule,
+    view: TextView,
+    literals: tuple[bytes, set[str], dict[str, list[int] | None]],
+) -> list[tuple[int, int]] | None:
+    """Where a large text can hold this rule's matches; None: search it all.
+
+    Two-stage search: the literal Set said which literals occur (``seen``),
+    a memchr-speed search finds where, and the rule's regex runs only around
+    them (``anchors`` proves that every match holds a literal, and the
+    rule's width bounds how far from it the match can reach).
+    """
+    lowered, seen, located = literals
+    width = rule.anchor_width
+    if width is None or len(view.data) < anchors.MIN_TEXT:
+        return None
+    # RE2 folds k and s to U+212A and U+017F too, which lowercasing the
+    # bytes does not; only ASCII and NFKC-normalised views are free of them.
+    if not view.is_ascii and rule.on_raw:
+        return None
+    width_bytes = width if view.is_ascii else 4 * width
+    present = [literal for literal in rule.prefilter if literal in seen]
+    if any(len(literal) < _MIN_ANCHOR for literal in present):
+        return None  # "sk", "cc": everywhere in noise, finding them costs more
+    return anchors.windows(lowered, present, width_bytes, located)
 
 
 def _literal_source(literal: str) -> str:
@@ -236,12 +284,15 @@ class Scanner:
             self._scan_text(piece.text, scope.inner(anchor))
 
     def _run(self, scan_pass: _Pass, view: TextView, scope: _Scope) -> set[str]:
-        candidates, kinds = scan_pass.candidates(view.data)
+        lowered = view.data.lower()
+        candidates, kinds, seen = scan_pass.candidates(view.data, lowered)
+        located: dict[str, list[int] | None] = {}
         for index in sorted(candidates):
             rule = self._rules[index]
             if rule.guardrail not in scope.wanted:
                 continue
-            for start, end, matched in rule.matches(view):
+            windows = _anchor_windows(rule, view, (lowered, seen, located))
+            for start, end, matched in rule.matches(view, windows):
                 if scope.anchor is None:
                     first, last = view.original_span(start, end)
                 else:
