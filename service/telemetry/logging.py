@@ -170,32 +170,37 @@ class _LineWriter:
     Lines written while the event loop runs are flushed together by a
     callback at the end of the current loop iteration, before the loop waits
     for I/O again, so a line reaches the file descriptor as soon as the
-    callbacks ready with it have run. Outside a running loop (tests, other
-    threads) each line is flushed at once. Other log lines share the stream
-    and flush it themselves, so the order of lines is kept.
+    callbacks ready with it have run. Outside a running loop each line is
+    flushed at once, unless a flush is already due in a running loop (a line
+    from another thread then goes with it). A loop that stopped with a flush
+    due is noticed by the next line. Other log lines share the stream and
+    flush it themselves, so the order of lines is kept.
     """
 
-    __slots__ = ("_flush", "_scheduled", "_write")
+    __slots__ = ("_flush", "_pending", "_write")
 
     def __init__(self, stream: TextIO) -> None:
         self._write = stream.write
         self._flush = stream.flush
-        self._scheduled = False
+        self._pending: asyncio.AbstractEventLoop | None = None  # a flush is due there
 
     def __call__(self, line: str) -> None:
         self._write(line)
-        if self._scheduled:
-            return
+        pending = self._pending
+        if pending is not None:
+            if pending.is_running():
+                return  # its flush comes at the end of this iteration
+            self._pending = None  # that loop stopped before flushing
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             self._flush()
             return
-        self._scheduled = True
+        self._pending = loop
         loop.call_soon(self._flush_now)
 
     def _flush_now(self) -> None:
-        self._scheduled = False
+        self._pending = None
         try:
             self._flush()
         except (OSError, ValueError):  # stdout closed or gone: the call went on
