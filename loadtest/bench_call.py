@@ -9,7 +9,8 @@ process CPU time (median of ``--rounds`` rounds, µs per call) on one thread:
   guardrail the call resolves to (not ours to tune: service/engine);
 * ``checker``: ``Checker.check(request)``, i.e. plan + scan + decision +
   the response message;
-* ``servicer``: ``GuardrailServicer.Check`` with a stand-in context;
+* ``servicer``: ``GuardrailServicer.Check`` with a stand-in context and a
+  call record in place (the checker fills it, as under the interceptor);
 * ``recorded``: the raw request bytes through the recording interceptor's
   wrapped handler (protobuf parse, request id, metrics, access line to
   /dev/null, SpendLogs row queued; metrics in a worker's slot file, as
@@ -55,6 +56,7 @@ def measure(scenario_name: str, calls: int, rounds: int) -> dict[str, Any]:
 
     from loadtest.bench_recording import _Context, bench_settings
     from loadtest.scenarios import load_scenario
+    from service.api.call_context import current_call
     from service.api.interceptors import RecordingInterceptor
     from service.api.servicer import GuardrailServicer
     from service.checking import Checker
@@ -64,6 +66,7 @@ def measure(scenario_name: str, calls: int, rounds: int) -> dict[str, Any]:
     from service.store.spend_logs import SpendLogWriter
     from service.telemetry import metrics as metrics_module
     from service.telemetry.tracing import Tracing
+    from service.types import CallRecord
 
     scenario = load_scenario(scenario_name)
     requests = [m for m in scenario.messages if isinstance(m, pb.CheckRequest)]
@@ -138,8 +141,11 @@ def measure(scenario_name: str, calls: int, rounds: int) -> dict[str, Any]:
             checker.check(requests[i % len(requests)])
 
     def serve(n: int) -> None:
+        # With a call record in place, as the interceptor leaves one, so the
+        # checker fills it here too and the next layer adds only recording.
         async def go() -> None:
             for i in range(n):
+                current_call.set(CallRecord("r" * 32, "Check", "check", 0.0, 0))
                 await servicer.Check(requests[i % len(requests)], context)
 
         loop.run_until_complete(go())
