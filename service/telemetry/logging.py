@@ -299,7 +299,8 @@ def access_fields(record: CallRecord) -> dict[str, Any]:
         "method": record.method,
         "call_type": record.call_type,
         "code": record.grpc_code,
-        "decision": record.decision.value if record.decision else "",
+        # ._value_ rather than .value: a plain attribute, not Enum's descriptor.
+        "decision": record.decision._value_ if record.decision else "",
         "duration_ms": round(record.duration_ns / 1e6, 3),
         "request_id": record.request_id,
         "client_request_id": record.client_request_id,
@@ -307,10 +308,10 @@ def access_fields(record: CallRecord) -> dict[str, Any]:
         "worker": record.worker,
     }
     if record.direction is not None:
-        fields["direction"] = record.direction.value
+        fields["direction"] = record.direction._value_
     if record.outcomes:
         fields["guardrails"] = [
-            {"name": o.name, "status": o.status.value, "findings": o.finding_count}
+            {"name": o.name, "status": o.status._value_, "findings": o.finding_count}
             for o in record.outcomes
         ]
     if record.findings:

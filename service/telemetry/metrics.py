@@ -302,8 +302,10 @@ class Metrics:
         )  # fmt: skip
 
     def _bind_domain(self) -> None:
-        self._checks = {d: FastCounter(self.checks.labels(d.value)) for d in Decision}
-        self._evals: dict[tuple[str, GuardrailStatus], FastCounter] = {}
+        # Keyed by the enums' plain values: hashing an Enum member runs
+        # Python code (Enum.__hash__), a str's hash is cached.
+        self._checks = {d.value: FastCounter(self.checks.labels(d.value)) for d in Decision}
+        self._evals: dict[tuple[str, str], FastCounter] = {}
         self._findings: dict[str, FastCounter] = {}
         self._bind_guardrail(OVERFLOW_LABEL)
         self._bind_category(OVERFLOW_LABEL)
@@ -316,7 +318,7 @@ class Metrics:
     def _bind_guardrail(self, name: str) -> None:
         for status in GuardrailStatus:
             child = self.evaluations.labels(name, status.value)
-            self._evals[(name, status)] = FastCounter(child)
+            self._evals[(name, status.value)] = FastCounter(child)
         self.label_values.labels("guardrail_name").set(len(self.guardrails))
 
     def _bind_category(self, category: str) -> None:
@@ -389,13 +391,14 @@ class Metrics:
     def observe_call(self, record: CallRecord) -> None:
         """Count the guardrail side of one finished call."""
         if record.decision is not None:
-            self._checks[record.decision].inc()
+            self._checks[record.decision._value_].inc()
         if record.scan_ns:
             self._scan.observe(record.scan_ns / 1e9)
         evals = self._evals
         for outcome in record.outcomes:
-            child = evals.get((outcome.name, outcome.status))
-            (child or evals[(OVERFLOW_LABEL, outcome.status)]).inc()
+            status = outcome.status._value_
+            child = evals.get((outcome.name, status))
+            (child or evals[(OVERFLOW_LABEL, status)]).inc()
         findings = self._findings
         for finding in record.findings:
             (findings.get(finding.category) or findings[OVERFLOW_LABEL]).inc()
