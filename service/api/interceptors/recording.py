@@ -16,7 +16,7 @@ import hashlib
 import inspect
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
@@ -72,32 +72,24 @@ def _snake_case(name: str) -> str:
 
 
 _ID_BLOCK_BYTES = 4096  # 256 request ids per getrandom() call
-
-
-def _request_ids() -> Iterator[str]:
-    # os.urandom(16) per call is a system call (~1 µs); the same random
-    # bytes read 256 ids at a time cost a slice each.
-    while True:
-        block = os.urandom(_ID_BLOCK_BYTES).hex()
-        for start in range(0, len(block), 32):
-            yield block[start : start + 32]
-
-
-_ids = _request_ids()
+_unused_ids: list[str] = []
 
 
 def _new_request_id() -> str:
-    return next(_ids)
+    # os.urandom(16) per call is a system call (~1 µs); the same random bytes
+    # read 256 ids at a time cost a slice each. list.pop is atomic, so a
+    # thread other than the loop's may take ids too.
+    try:
+        return _unused_ids.pop()
+    except IndexError:
+        block = os.urandom(_ID_BLOCK_BYTES).hex()
+        _unused_ids.extend(block[i : i + 32] for i in range(32, len(block), 32))
+        return block[:32]
 
 
-def _reset_request_ids() -> None:
-    # A forked child must not hand out the ids left in its parent's block:
-    # rows are idempotent on request_id, so a repeated id would lose a row.
-    global _ids
-    _ids = _request_ids()
-
-
-os.register_at_fork(after_in_child=_reset_request_ids)
+# A forked child must not hand out the ids left in its parent's block: rows
+# are idempotent on request_id, so a repeated id would lose a row.
+os.register_at_fork(after_in_child=_unused_ids.clear)
 
 _key_hashes: dict[str, str] = {}
 MAX_CACHED_KEYS = 4096  # gateways present few keys; a flood of new ones just misses
