@@ -1,8 +1,11 @@
 """The PostgreSQL SpendLogs store (asyncpg), partitioned by day on "startTime".
 
-Rows go in by COPY into a per-connection temporary staging table, then one
-``INSERT ... SELECT ... ON CONFLICT DO NOTHING``: COPY's speed with the
-idempotency a replay needs. (``method="insert"`` uses a batched INSERT
+Rows go in by COPY straight into the partitioned table. A batch that holds a
+row already stored (a replay after an outage or a timed-out commit) fails as
+a whole with a unique violation and is then written again through a
+per-connection temporary staging table and one ``INSERT ... SELECT ... ON
+CONFLICT DO NOTHING``: COPY's speed on the normal path, the idempotency a
+replay needs on the rare one. (``method="insert"`` uses a batched INSERT
 instead; loadtest/bench_spend_logs.py measures both.) The primary key is
 (request_id, "startTime") because a partitioned table's unique keys must
 hold the partition key; a replayed row carries its original "startTime", so
@@ -179,10 +182,19 @@ class PostgresBackend:
                 raise
 
     async def _write(self, conn: asyncpg.Connection, records: list[SpendLogRow]) -> None:
-        async with conn.transaction():
-            if self._method == "insert":
+        if self._method == "insert":
+            async with conn.transaction():
                 await conn.executemany(self._insert, records)
-                return
+            return
+        try:
+            async with conn.transaction():
+                await conn.copy_records_to_table(
+                    self._table, records=records, columns=list(COLUMNS)
+                )
+            return
+        except asyncpg.UniqueViolationError:
+            pass  # a replayed row: the staging path below skips what is stored
+        async with conn.transaction():
             await self._prepare_stage(conn)
             await conn.copy_records_to_table(
                 self._stage, records=records, columns=list(COLUMNS)

@@ -59,6 +59,22 @@ async def test_duplicate_request_id_is_stored_once(database_url, start_writer, r
     assert [r["request_id"] for r in rows] == ["dup"]
 
 
+async def test_a_replayed_row_beside_new_ones_keeps_the_new_ones(
+    database_url, start_writer, read_rows
+):
+    """A batch mixing an already stored row with new ones stores each exactly once."""
+    writer = await start_writer(database_url)
+    stored = make_record("stored-earlier")
+    writer.submit(stored)
+    await writer.flush()
+    for record in (make_record("new-1"), stored, make_record("new-2")):
+        writer.submit(record)
+    await writer.aclose()
+
+    rows = await read_rows(database_url)
+    assert sorted(r["request_id"] for r in rows) == ["new-1", "new-2", "stored-earlier"]
+
+
 async def test_poison_row_does_not_sink_its_batch(database_url, start_writer, metrics, read_rows, tmp_path):
     """A row the database refuses (bigint overflow) is dead-lettered alone; its batch is kept."""
     writer = await start_writer(database_url, spend_log_batch_size=100)
