@@ -48,6 +48,8 @@ __all__ = ["RegistryLink", "RunningServer", "run", "start_server"]
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GuardrailService"].full_name
 GRACE_SECONDS = 10.0
+# grpc core's receive limit, as a multiple of GUARDRAIL_MAX_MESSAGE_BYTES.
+TRANSPORT_LIMIT_FACTOR = 2
 
 
 @dataclass
@@ -175,12 +177,17 @@ async def _start(
     server = grpc.aio.server(
         # Recording outermost: a call refused by auth is still recorded.
         interceptors=[
-            RecordingInterceptor(metrics, tracing, writer, worker=worker),
+            RecordingInterceptor(
+                metrics, tracing, writer, worker=worker, max_message_bytes=message_limit
+            ),
             AuthInterceptor(authenticator),
         ],
         options=[
             ("grpc.max_concurrent_streams", settings.max_concurrent_streams),
-            ("grpc.max_receive_message_length", message_limit),
+            # The limit itself is enforced inside the recorded call (a reason,
+            # a request id, a row); grpc core only refuses what is past twice
+            # the limit, before any handler and so without a row.
+            ("grpc.max_receive_message_length", TRANSPORT_LIMIT_FACTOR * message_limit),
             # A masked answer can be larger than its request (labels longer
             # than the matches they replace): leave it room.
             ("grpc.max_send_message_length", 4 * message_limit),

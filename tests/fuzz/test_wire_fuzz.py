@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import struct
+from typing import Any
 
 import grpc
 import pytest
@@ -165,37 +166,41 @@ def test_corrupt_protobuf_is_a_caller_mistake_and_recorded(fuzz_server):
     assert fuzz_server.alive()
 
 
-def _oversize_check(fuzz_server) -> tuple[grpc.StatusCode, str]:
-    text = "a" * (MAX_MESSAGE_BYTES + 10)
-    request = pb.CheckRequest(payload=pb.Payload(text=text))
+def _oversize_check(fuzz_server, size: int) -> tuple[grpc.StatusCode, dict[str, Any]]:
+    request = pb.CheckRequest(payload=pb.Payload(text="a" * size))
     try:
         fuzz_server.stub.Check(request, timeout=DEADLINE_S)
     except grpc.RpcError as error:
-        trailers = error.trailing_metadata()  # type: ignore[attr-defined]
-        return error.code(), _request_id(trailers)  # type: ignore[attr-defined]
+        trailers = dict(error.trailing_metadata() or ())  # type: ignore[attr-defined]
+        return error.code(), trailers  # type: ignore[attr-defined]
     raise AssertionError("an oversize message was accepted")
 
 
-def test_oversize_message_is_refused_and_the_server_goes_on(fuzz_server):
-    """Past the receive limit: RESOURCE_EXHAUSTED, and the server keeps serving."""
-    code, _ = _oversize_check(fuzz_server)
+def test_oversize_message_is_refused_with_a_reason_and_a_row(fuzz_server):
+    """Over GUARDRAIL_MAX_MESSAGE_BYTES: RESOURCE_EXHAUSTED naming the limit, one row."""
+    before = fuzz_server.row_count()
+    code, trailers = _oversize_check(fuzz_server, MAX_MESSAGE_BYTES + 10)
     fuzz_server.cases["oversize"] += 1
+
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    status = status_pb2.Status.FromString(trailers["grpc-status-details-bin"])
+    info = error_details_pb2.ErrorInfo()
+    assert any(detail.Unpack(info) for detail in status.details)
+    assert info.reason == "MESSAGE_TOO_LARGE"
+    assert str(MAX_MESSAGE_BYTES) in status.message
+    assert trailers["x-request-id"]
+    assert fuzz_server.row_count() - before == 1
     assert fuzz_server.alive()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: grpc core refuses a message over "
-    "grpc.max_receive_message_length before any interceptor runs, so the "
-    "call has no request id, no SpendLogs row and no grpc_server_* metric",
-)
-def test_oversize_message_leaves_a_row(fuzz_server):
-    before = fuzz_server.row_count()
-    _, request_id = _oversize_check(fuzz_server)
+def test_a_message_past_the_transport_cap_is_refused_by_grpc(fuzz_server):
+    """Past twice the limit grpc core refuses it before any handler; the server goes on."""
+    code, trailers = _oversize_check(fuzz_server, 2 * MAX_MESSAGE_BYTES + 10)
     fuzz_server.cases["oversize"] += 1
-    assert request_id, "refused before our handler: no request id, no row"
-    assert fuzz_server.row_count() - before == 1
+
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "x-request-id" not in trailers
+    assert fuzz_server.alive()
 
 
 def test_prefix_struct_packs_lengths_big_endian():

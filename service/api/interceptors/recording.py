@@ -26,7 +26,12 @@ from google.rpc import error_details_pb2, status_pb2
 
 from service.api.call_context import current_call
 from service.api.status import INTERNAL_MESSAGE, internal_status, to_grpc_status
-from service.errors import FieldViolation, GuardrailError, InvalidArgumentError
+from service.errors import (
+    FieldViolation,
+    GuardrailError,
+    InvalidArgumentError,
+    ResourceExhaustedError,
+)
 from service.telemetry.correlation import TraceIds, current_ids, parse_traceparent
 from service.telemetry.logging import AccessLog, get_logger
 from service.telemetry.metrics import MethodMetrics, Metrics, grpc_type_of
@@ -134,6 +139,25 @@ def _decoded(decode: Decoder, raw: Any) -> Any:
             [FieldViolation("request", "cannot be parsed")],
             reason="MALFORMED_MESSAGE",
         ) from None
+
+
+def _bounded(decode: Decoder, limit: int | None) -> Decoder:
+    """A decoder that refuses a message over ``limit`` bytes inside the recorded
+    call: grpc core's own limit is set higher (service/app.py), so a caller who
+    sends too much gets the reason, a request id and a row, not a bare refusal."""
+    if decode is None or limit is None:
+        return decode
+
+    def bounded(raw: bytes) -> Any:
+        if len(raw) > limit:
+            raise ResourceExhaustedError(
+                f"the request message is {len(raw)} bytes; the limit is {limit} "
+                "(GUARDRAIL_MAX_MESSAGE_BYTES)",
+                reason="MESSAGE_TOO_LARGE",
+            )
+        return decode(raw)
+
+    return bounded
 
 
 async def _counted(
@@ -280,8 +304,10 @@ class RecordingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         *,
         access_log: AccessLog | None = None,
         worker: int = 0,
+        max_message_bytes: int | None = None,
     ) -> None:
         self.metrics = metrics
+        self.max_message_bytes = max_message_bytes
         self.spend_log = spend_log
         self.access_log = access_log or AccessLog()
         # Read once: a provider without exporters costs nothing per call.
@@ -323,7 +349,7 @@ class RecordingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler),
         }
         attribute, factory = factories[(streaming_in, streaming_out)]
-        decode = handler.request_deserializer
+        decode = _bounded(handler.request_deserializer, self.max_message_bytes)
         behavior = wrap(plan, getattr(handler, attribute), streaming_in, decode)
 
         # Raw bytes in: the wrapper parses them where a failure is recorded.
