@@ -125,6 +125,10 @@ class SseScanner:
             data = json.loads(event.data)
         except ValueError:
             return raw + "\n\n"  # comments, pings: nothing to scan
+        except RecursionError:
+            # Nested past what the parser follows: it cannot be scanned, so it
+            # is not let through either.
+            return self._block_text()
         if not isinstance(data, dict):
             return raw + "\n\n"
         if isinstance(data.get("choices"), list):

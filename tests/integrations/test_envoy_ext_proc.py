@@ -288,3 +288,28 @@ async def test_non_chat_body_passes_through(ext_proc):
     )
 
     assert answers[1].request_body.response == ep.CommonResponse()
+
+
+async def test_an_event_nested_past_the_parser_ends_the_stream(ext_proc):
+    """An event too deep to parse cannot be scanned, so it is not let through."""
+    nested = "[" * 100_000 + "]" * 100_000
+    deep = (
+        'data: {"choices": [{"index": 0, "delta": {"content": "x"}}], "z": '
+        + nested
+        + "}\n\n"
+    )
+    messages = [
+        request_headers(),
+        request_body(chat("hi")),
+        response_headers("text/event-stream"),
+        response_chunk(sse("hello ", finish=False)),
+        response_chunk(deep.encode(), end=True),
+    ]
+
+    answers = await exchange(ext_proc, messages)
+
+    assert len(answers) == len(messages)
+    out = answers[-1].response_body.response.body_mutation.body
+    assert nested.encode() not in out
+    _, finishes = streamed_text(out)
+    assert finishes == ["content_filter"]
