@@ -132,18 +132,22 @@ async def start_server(
     worker: int = 0,
     link: RegistryLink | None = None,
     reuse_port: bool = False,
+    runtime_dir: Path | None = None,
 ) -> RunningServer:
     """Start one server process's gRPC server and everything it records to.
 
     A worker of a supervised instance passes its slot number, the link that
-    brings it the instance's registry, and ``reuse_port`` so its siblings can
-    bind the same port.
+    brings it the instance's registry, ``reuse_port`` so its siblings can
+    bind the same port, and the instance's ``runtime_dir`` (shared rate
+    buckets).
     """
     configure_logging(settings)
     # A start that fails half-way closes what it had opened: a database
     # thread or port left behind would keep the process from exiting.
     async with contextlib.AsyncExitStack() as opened:
-        running = await _start(settings, worker, link, reuse_port, opened)
+        running = await _start(
+            settings, worker, link, reuse_port, opened, runtime_dir=runtime_dir
+        )
         opened.pop_all()  # from here on RunningServer.stop() closes them
     return running
 
@@ -154,6 +158,8 @@ async def _start(
     link: RegistryLink | None,
     reuse_port: bool,
     opened: contextlib.AsyncExitStack,
+    *,
+    runtime_dir: Path | None = None,
 ) -> RunningServer:
     tracing = Tracing.from_settings(settings)
     opened.callback(tracing.shutdown)
@@ -172,7 +178,8 @@ async def _start(
     registry.subscribe(metrics.follow_registry)
 
     message_limit = settings.max_message_bytes
-    authenticator = build_authenticator(settings)  # keys file read before serving
+    # Keys file read before serving.
+    authenticator = build_authenticator(settings, runtime_dir)
     tls = server_credentials(settings)
     server = grpc.aio.server(
         # Recording outermost: a call refused by auth is still recorded.
@@ -290,7 +297,13 @@ async def _serve_worker(settings: Settings, slot: int, socket_path: str) -> None
     # too, not kill it mid-start.
     stopping = _stop_on_signals()
     link = WorkerLink(socket_path, slot)
-    running = await start_server(settings, worker=slot, link=link, reuse_port=True)
+    running = await start_server(
+        settings,
+        worker=slot,
+        link=link,
+        reuse_port=True,
+        runtime_dir=Path(socket_path).parent,
+    )
     await stopping.wait()
     get_logger("service.app").info("draining", worker=slot, grace_seconds=GRACE_SECONDS)
     await running.stop()

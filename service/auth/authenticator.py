@@ -8,9 +8,12 @@ ever put on the record, also for keys that are not known.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from service.auth.keys import KeyStore, bearer_token, hash_key, key_id, load_keys
 from service.auth.rate_limit import RateLimiter
+from service.auth.shared_buckets import FILE_NAME as SHARED_BUCKETS_FILE
+from service.auth.shared_buckets import SharedBuckets
 from service.errors import PermissionDeniedError, UnauthenticatedError
 from service.settings import Settings
 from service.types import CallRecord, Principal
@@ -70,11 +73,20 @@ class Authenticator:
         return principal
 
 
-def build_authenticator(settings: Settings) -> Authenticator:
-    """Keys from GUARDRAIL_API_KEYS_FILE (SettingsError when unreadable)."""
+def build_authenticator(
+    settings: Settings, runtime_dir: Path | None = None
+) -> Authenticator:
+    """Keys from GUARDRAIL_API_KEYS_FILE (SettingsError when unreadable).
+
+    ``runtime_dir``: the instance's directory that all its workers share; the
+    rate buckets live there so the rate holds across workers.
+    """
     if settings.api_keys_file is None:
         return Authenticator(None)
+    shared = None
+    if runtime_dir is not None:
+        shared = SharedBuckets(runtime_dir / SHARED_BUCKETS_FILE)
     limiter = RateLimiter(
-        settings.rate_limit_per_s, settings.rate_limit_burst, workers=settings.workers
+        settings.rate_limit_per_s, settings.rate_limit_burst, shared=shared
     )
     return Authenticator(load_keys(settings.api_keys_file), limiter)

@@ -1,4 +1,4 @@
-"""Keys file, key helper CLI and the per-worker split of the rate."""
+"""Keys file, key helper CLI and the rate buckets (in memory and shared)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 from service.auth.keys import hash_key, key_id, load_keys
 from service.auth.rate_limit import RateLimiter
+from service.auth.shared_buckets import SharedBuckets
 from service.cli import main
 from service.errors import RateLimitedError, SettingsError
 
@@ -83,14 +84,45 @@ def test_unknown_and_empty_keys_are_not_found(tmp_path: Path):
     assert store.find("") is None
 
 
-def test_rate_is_divided_over_the_workers():
-    """4/s over 2 workers: each worker's bucket holds 2."""
-    limiter = RateLimiter(4.0, 0.0, workers=2)
-    limiter.take("k")
-    limiter.take("k")
+def test_rate_and_burst_per_key_in_memory():
+    """4/s with no burst set: the bucket holds one second's worth, per key."""
+    limiter = RateLimiter(4.0, 0.0)
+    for _ in range(4):
+        limiter.take("k")
     with pytest.raises(RateLimitedError) as caught:
         limiter.take("k")
     assert caught.value.subject == "api_key:k"
-    assert 0 < caught.value.retry_after_s <= 0.5
+    assert 0 < caught.value.retry_after_s <= 0.25
     limiter.take("other")  # buckets are per key
     RateLimiter(0.0, 0.0).take("k")  # 0: no limit
+
+
+def test_workers_mapping_one_file_share_each_key_bucket(tmp_path):
+    """Two mappings of the file (two workers) draw from one bucket per key."""
+    path = tmp_path / "rate-limit.bin"
+    first = RateLimiter(3.0, 0.0, shared=SharedBuckets(path))
+    second = RateLimiter(3.0, 0.0, shared=SharedBuckets(path))
+    first.take("k")
+    second.take("k")
+    first.take("k")
+    with pytest.raises(RateLimitedError) as caught:
+        second.take("k")
+    assert 0 < caught.value.retry_after_s <= 1 / 3
+    second.take("other")
+
+
+def test_a_shared_bucket_refills_at_the_rate(tmp_path):
+    buckets = SharedBuckets(tmp_path / "rate-limit.bin")
+    assert buckets.take("k", rate=2.0, capacity=1.0, now=100.0) == 0.0
+    assert buckets.take("k", rate=2.0, capacity=1.0, now=100.0) == pytest.approx(0.5)
+    assert buckets.take("k", rate=2.0, capacity=1.0, now=100.6) == 0.0
+    # A long pause refills up to the capacity only.
+    assert buckets.take("k", rate=2.0, capacity=1.0, now=500.0) == 0.0
+    assert buckets.take("k", rate=2.0, capacity=1.0, now=500.0) > 0
+
+
+def test_keys_past_the_probe_window_reuse_a_slot_leniently(tmp_path):
+    """More keys than slots: every take still answers; none is refused unfairly."""
+    buckets = SharedBuckets(tmp_path / "rate-limit.bin", slots=4)
+    waits = [buckets.take(f"key-{i}", 1.0, 1.0, now=1.0) for i in range(50)]
+    assert waits == [0.0] * 50
