@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
@@ -353,12 +354,18 @@ def streamed_tool_calls(body: bytes) -> tuple[list[dict], list[str]]:
     return entries, finishes
 
 
-def answer_messages(body: bytes, cuts: list[int], path: str = "/v1/chat/completions"):
+def answer_messages(
+    body: bytes,
+    cuts: list[int],
+    path: str = "/v1/chat/completions",
+    request_id: str = "",
+):
     """Envoy's messages for a streamed answer cut at these byte offsets."""
     bounds = [0, *cuts, len(body)]
-    pieces = [body[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    pieces = [body[a:b] for a, b in itertools.pairwise(bounds)]
+    extra = {"x-request-id": request_id} if request_id else {}
     return [
-        request_headers(path),
+        request_headers(path, **extra),
         request_body(chat("hi")),
         response_headers("text/event-stream"),
         *[response_chunk(p, end=i == len(pieces) - 1) for i, p in enumerate(pieces)],
@@ -369,26 +376,30 @@ def emitted(answers) -> bytes:
     return b"".join(a.response_body.response.body_mutation.body for a in answers[3:])
 
 
-async def stream_rows(server, tries: int = 100) -> list[dict]:
+async def row_metadata(server, request_id: str, tries: int = 100) -> dict:
+    """The metadata of the one SpendLogs row of the exchange with this x-request-id."""
+    rows: list[dict] = []
     for _ in range(tries):
         await server.writer.flush()
-        rows = [r for r in spend_rows(server) if r["call_type"] == "process"]
+        rows = [r for r in spend_rows(server) if r["client_request_id"] == request_id]
         if rows:
-            return rows
+            break
         await asyncio.sleep(0.05)
-    return []
+    assert len(rows) == 1 and rows[0]["call_type"] == "process"
+    return json.loads(rows[0]["metadata"])
 
 
 async def test_secret_split_across_tool_call_deltas_ends_with_content_filter(
     ext_proc, envoy_server
 ):
     """A key split over argument deltas and body chunks is never emitted; content_filter ends the stream."""
-    key = aws_access_key_id(seed=11)
+    key, request_id = aws_access_key_id(seed=11), "tool-secret"
     fragments = ['{"cmd": "export K=', key[:9], key[9:15], key[15:], '"}']
     body = tool_call_sse([("call_1", "run", fragments)])
     cut = body.index(key[9:15].encode()) + 2
 
-    answers = await exchange(ext_proc, answer_messages(body, [cut]))
+    messages = answer_messages(body, [cut], request_id=request_id)
+    answers = await exchange(ext_proc, messages)
 
     out = emitted(answers)
     for piece in (key, key[:9], key[9:15], key[15:]):
@@ -396,8 +407,7 @@ async def test_secret_split_across_tool_call_deltas_ends_with_content_filter(
     entries, finishes = streamed_tool_calls(out)
     assert entries == [] and finishes == ["content_filter"]
     assert out.endswith(b"data: [DONE]\n\n")
-    rows = await stream_rows(envoy_server)
-    metadata = json.loads(rows[-1]["metadata"])
+    metadata = await row_metadata(envoy_server, request_id)
     assert metadata["stream_end"] == "blocked"
     assert any(
         f["guardrail"] == "secrets"
@@ -410,11 +420,12 @@ async def test_email_in_streamed_arguments_is_masked_in_one_synthetic_delta(
     ext_proc, envoy_server
 ):
     """Arguments with an e-mail come out whole and masked, as one well-formed tool_calls delta."""
-    address = email(seed=12)
+    address, request_id = email(seed=12), "tool-email"
     fragments = ['{"to": "', address[:5], address[5:], '", "subject": "hi"}']
     body = tool_call_sse([("call_9", "send_mail", fragments)])
 
-    answers = await exchange(ext_proc, answer_messages(body, [90, 200]))
+    messages = answer_messages(body, [90, 200], request_id=request_id)
+    answers = await exchange(ext_proc, messages)
 
     out = emitted(answers)
     assert address[:5].encode() not in out
@@ -427,8 +438,7 @@ async def test_email_in_streamed_arguments_is_masked_in_one_synthetic_delta(
     arguments = json.loads(entry["function"]["arguments"])
     assert arguments == {"to": "[EMAIL]", "subject": "hi"}
     assert out.index(b"send_mail") < out.index(b'"tool_calls"}')
-    rows = await stream_rows(envoy_server)
-    metadata = json.loads(rows[-1]["metadata"])
+    metadata = await row_metadata(envoy_server, request_id)
     assert metadata["stream_end"] == "completed"
     paths = [f["path"] for f in metadata["findings"] if f["guardrail"] == "pii"]
     assert paths == ["choices[0].tool_calls[0].arguments_json"]
@@ -501,7 +511,9 @@ async def test_anthropic_input_json_delta_with_a_secret_is_blocked(ext_proc):
     assert key[:8].encode() not in out and key[8:].encode() not in out
     events = anthropic_events(out)
     assert events[-1][0] == "error"
-    assert not any(d.get("delta", {}).get("type") == "input_json_delta" for _, d in events)
+    assert not any(
+        d.get("delta", {}).get("type") == "input_json_delta" for _, d in events
+    )
 
 
 async def test_anthropic_input_json_delta_with_an_email_is_masked_before_stop(
@@ -531,3 +543,71 @@ async def test_anthropic_input_json_delta_with_an_email_is_masked_before_stop(
     delta = events[5][1]["delta"]
     assert delta["type"] == "input_json_delta"
     assert json.loads(delta["partial_json"]) == {"user": "[EMAIL]"}
+
+
+async def test_arguments_over_the_hold_limit_end_the_stream_unsent(ext_proc):
+    """Arguments longer than what is held are never passed unscanned: content_filter."""
+    filler = "x" * 250_000
+    fragments = ['{"blob": "', *[filler] * 5, '"}']
+    body = tool_call_sse([("call_big", "store", fragments)])
+
+    answers = await exchange(ext_proc, answer_messages(body, [400_000, 900_000]))
+
+    out = emitted(answers)
+    assert filler[:1000].encode() not in out
+    entries, finishes = streamed_tool_calls(out)
+    assert entries == [] and finishes == ["content_filter"]
+
+
+async def test_calls_of_a_stream_cut_short_are_released_at_its_end(ext_proc):
+    """Without a finish or [DONE], held calls still go out, scanned, when the body ends."""
+    address = email(seed=15)
+    body = tool_call_sse([("call_1", "note", ['{"text": "', address, '"}'])])
+    body = body[: body.rindex(b"data: {")]  # no finishing event, no [DONE]
+
+    answers = await exchange(ext_proc, answer_messages(body, [120]))
+
+    entries, finishes = streamed_tool_calls(emitted(answers))
+    assert finishes == []
+    assert [json.loads(e["function"]["arguments"]) for e in entries] == [
+        {"text": "[EMAIL]"}
+    ]
+
+
+async def test_text_then_a_tool_call_then_usage_keep_their_order(ext_proc):
+    """Text, the whole call, the finish and a choice-less usage chunk come out in order."""
+    envelope = {"id": "c1", "object": "chat.completion.chunk", "model": "m"}
+    call = {"index": 0, "id": "call_u", "type": "function"}
+    deltas = [
+        ({"role": "assistant", "content": "Checking now."}, None),
+        ({"tool_calls": [{**call, "function": {"name": "f", "arguments": ""}}]}, None),
+        ({"tool_calls": [{"index": 0, "function": {"arguments": '{"a": 1}'}}]}, None),
+        ({}, "tool_calls"),
+    ]
+    events = [
+        {**envelope, "choices": [{"index": 0, "delta": d, "finish_reason": f}]}
+        for d, f in deltas
+    ]
+    events.append({**envelope, "choices": [], "usage": {"total_tokens": 9}})
+    body = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+
+    answers = await exchange(ext_proc, answer_messages(body.encode(), [200]))
+
+    out = emitted(answers).decode()
+    text, finishes = streamed_text(out.encode())
+    entries, _ = streamed_tool_calls(out.encode())
+    assert text == "Checking now." and finishes == ["tool_calls"]
+    assert [e["function"]["arguments"] for e in entries] == ['{"a": 1}']
+    order = [out.index(s) for s in ("Checking", "call_u", '"tool_calls"}', "usage")]
+    assert order == sorted(order) and out.endswith("data: [DONE]\n\n")
+
+
+async def test_arguments_nested_past_the_json_depth_end_the_stream(ext_proc):
+    """Arguments too deep to walk cannot be scanned key by key, so they are not sent."""
+    deep = '{"a": ' + "[" * 100 + '"x"' + "]" * 100 + "}"
+    body = tool_call_sse([("call_d", "nest", [deep[:150], deep[150:]])])
+
+    answers = await exchange(ext_proc, answer_messages(body, [256]))
+
+    entries, finishes = streamed_tool_calls(emitted(answers))
+    assert entries == [] and finishes == ["content_filter"]
