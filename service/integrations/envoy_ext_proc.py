@@ -18,7 +18,8 @@ exchange (the answer's when there is one), not both directions.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import dataclasses
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
 
 import grpc
@@ -29,8 +30,11 @@ from envoy.type.v3 import http_status_pb2
 from guardrail.v1 import guardrail_pb2 as pb
 
 from service.api.call_context import current_call
+from service.api.payload import extract_segments, masked_payload
 from service.checking import Checker, select_guardrails
 from service.decide import decision_for
+from service.engine import mask_text
+from service.errors import InvalidArgumentError
 from service.integrations._envoy_common import (
     EnvoyPolicy,
     ScanFailed,
@@ -47,16 +51,24 @@ from service.integrations.openai_bodies import (
     parse_chat_body,
     parse_chat_response,
 )
-from service.integrations.sse import SseDecoder, SseScanner
+from service.integrations.sse import CallScan, CallScanner, SseDecoder, SseScanner
 from service.registry import Registry
-from service.streaming import ScoreBook, TextStream, engine_for
-from service.types import Decision, Direction
+from service.streaming import (
+    ScoreBook,
+    StreamEngine,
+    TextStream,
+    ToolCallText,
+    engine_for,
+)
+from service.types import Decision, Direction, Finding
 
 __all__ = ["SERVICE_NAME", "ExtProcServicer"]
 
 SERVICE_NAME = ep.DESCRIPTOR.services_by_name["ExternalProcessor"].full_name
 BLOCK_STATUS = http_status_pb2.BadRequest
 UNAVAILABLE_STATUS = http_status_pb2.ServiceUnavailable
+# Check's own path for the one tool call of the payload built to scan it.
+_SCANNED_CALL = "messages[0].tool_calls[0]"
 
 
 def _continue() -> ep.CommonResponse:
@@ -95,6 +107,42 @@ def _content_length(length: int) -> ep.HeaderMutation:
         )
     )
     return ep.HeaderMutation(set_headers=[option])
+
+
+def _tool_call_scanner(
+    engine: StreamEngine, names: Collection[str], book: ScoreBook
+) -> CallScanner:
+    """Scan a whole streamed tool call as Check scans one (as CheckStream does)."""
+
+    def scan(call: ToolCallText) -> CallScan:
+        tool_call = pb.ToolCall(
+            id=call.id, name=call.name, arguments_json=call.arguments
+        )
+        message = pb.Message(role="assistant", tool_calls=[tool_call])
+        payload = pb.Payload(messages=[message])
+        try:
+            segments = extract_segments(payload)
+        except InvalidArgumentError:
+            # Nested past the JSON depth: it cannot be scanned, so it is
+            # not let through.
+            return CallScan(call.name, "", [], blocked=True)
+        found = engine.scanner.scan(segments, names).findings
+        located = [_relocated(f, call.path) for f in found]
+        if book.add(found):
+            return CallScan(call.name, "", located, blocked=True)
+
+        to_mask = [f for f in found if book.masks(f)]
+        if to_mask:
+            masked = masked_payload(payload, segments, to_mask, mask_text)
+            tool_call = masked.messages[0].tool_calls[0]
+        return CallScan(tool_call.name, tool_call.arguments_json, located)
+
+    return scan
+
+
+def _relocated(finding: Finding, call_path: str) -> Finding:
+    path = call_path + finding.path.removeprefix(_SCANNED_CALL)
+    return dataclasses.replace(finding, path=path)
 
 
 def _request_id() -> str:
@@ -243,7 +291,8 @@ class _Exchange:
             record.direction = Direction.OUTPUT
             record.applied_guardrails = selection.names
             record.registry_generation = snapshot.generation
-        return SseScanner(new_stream)
+        scan_call = _tool_call_scanner(engine, selection.names, book)
+        return SseScanner(new_stream, scan_call)
 
     def _stream_chunk(self, message: ep.HttpBody) -> ep.ProcessingResponse:
         if self.scanner is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
 
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
@@ -313,3 +315,299 @@ async def test_an_event_nested_past_the_parser_ends_the_stream(ext_proc):
     assert nested.encode() not in out
     _, finishes = streamed_text(out)
     assert finishes == ["content_filter"]
+
+
+# -- streamed tool calls
+
+
+def tool_call_sse(calls: list[tuple[str, str, list[str]]]) -> bytes:
+    """OpenAI chunks for tool calls (id, name, argument fragments) of choice 0."""
+    envelope = {"id": "c1", "object": "chat.completion.chunk", "model": "m"}
+
+    def event(delta: dict, finish: str | None = None) -> str:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        return f"data: {json.dumps({**envelope, 'choices': [choice]})}\n\n"
+
+    events = [event({"role": "assistant", "content": None})]
+    for index, (call_id, name, fragments) in enumerate(calls):
+        first = {"index": index, "id": call_id, "type": "function"}
+        first["function"] = {"name": name, "arguments": ""}
+        events.append(event({"tool_calls": [first]}))
+        for fragment in fragments:
+            piece = {"index": index, "function": {"arguments": fragment}}
+            events.append(event({"tool_calls": [piece]}))
+    events.append(event({}, "tool_calls") + "data: [DONE]\n\n")
+    return "".join(events).encode()
+
+
+def streamed_tool_calls(body: bytes) -> tuple[list[dict], list[str]]:
+    """Every tool_calls delta entry of an SSE body, and its finish reasons."""
+    entries, finishes = [], []
+    for event in body.decode().split("\n\n"):
+        data = event.removeprefix("data: ")
+        if not data or data == "[DONE]":
+            continue
+        for choice in json.loads(data)["choices"]:
+            entries.extend(choice["delta"].get("tool_calls") or [])
+            if choice.get("finish_reason"):
+                finishes.append(choice["finish_reason"])
+    return entries, finishes
+
+
+def answer_messages(
+    body: bytes,
+    cuts: list[int],
+    path: str = "/v1/chat/completions",
+    request_id: str = "",
+):
+    """Envoy's messages for a streamed answer cut at these byte offsets."""
+    bounds = [0, *cuts, len(body)]
+    pieces = [body[a:b] for a, b in itertools.pairwise(bounds)]
+    extra = {"x-request-id": request_id} if request_id else {}
+    return [
+        request_headers(path, **extra),
+        request_body(chat("hi")),
+        response_headers("text/event-stream"),
+        *[response_chunk(p, end=i == len(pieces) - 1) for i, p in enumerate(pieces)],
+    ]
+
+
+def emitted(answers) -> bytes:
+    return b"".join(a.response_body.response.body_mutation.body for a in answers[3:])
+
+
+async def row_metadata(server, request_id: str, tries: int = 100) -> dict:
+    """The metadata of the one SpendLogs row of the exchange with this x-request-id."""
+    rows: list[dict] = []
+    for _ in range(tries):
+        await server.writer.flush()
+        rows = [r for r in spend_rows(server) if r["client_request_id"] == request_id]
+        if rows:
+            break
+        await asyncio.sleep(0.05)
+    assert len(rows) == 1 and rows[0]["call_type"] == "process"
+    return json.loads(rows[0]["metadata"])
+
+
+async def test_secret_split_across_tool_call_deltas_ends_with_content_filter(
+    ext_proc, envoy_server
+):
+    """A key split over argument deltas and body chunks is never emitted; content_filter ends the stream."""
+    key, request_id = aws_access_key_id(seed=11), "tool-secret"
+    fragments = ['{"cmd": "export K=', key[:9], key[9:15], key[15:], '"}']
+    body = tool_call_sse([("call_1", "run", fragments)])
+    cut = body.index(key[9:15].encode()) + 2
+
+    messages = answer_messages(body, [cut], request_id=request_id)
+    answers = await exchange(ext_proc, messages)
+
+    out = emitted(answers)
+    for piece in (key, key[:9], key[9:15], key[15:]):
+        assert piece.encode() not in out
+    entries, finishes = streamed_tool_calls(out)
+    assert entries == [] and finishes == ["content_filter"]
+    assert out.endswith(b"data: [DONE]\n\n")
+    metadata = await row_metadata(envoy_server, request_id)
+    assert metadata["stream_end"] == "blocked"
+    assert any(
+        f["guardrail"] == "secrets"
+        and f["path"].startswith("choices[0].tool_calls[0].arguments_json")
+        for f in metadata["findings"]
+    )
+
+
+async def test_email_in_streamed_arguments_is_masked_in_one_synthetic_delta(
+    ext_proc, envoy_server
+):
+    """Arguments with an e-mail come out whole and masked, as one well-formed tool_calls delta."""
+    address, request_id = email(seed=12), "tool-email"
+    fragments = ['{"to": "', address[:5], address[5:], '", "subject": "hi"}']
+    body = tool_call_sse([("call_9", "send_mail", fragments)])
+
+    messages = answer_messages(body, [90, 200], request_id=request_id)
+    answers = await exchange(ext_proc, messages)
+
+    out = emitted(answers)
+    assert address[:5].encode() not in out
+    entries, finishes = streamed_tool_calls(out)
+    assert finishes == ["tool_calls"]
+    assert len(entries) == 1
+    entry = entries[0]
+    assert entry["index"] == 0 and entry["id"] == "call_9"
+    assert entry["type"] == "function" and entry["function"]["name"] == "send_mail"
+    arguments = json.loads(entry["function"]["arguments"])
+    assert arguments == {"to": "[EMAIL]", "subject": "hi"}
+    assert out.index(b"send_mail") < out.index(b'"tool_calls"}')
+    metadata = await row_metadata(envoy_server, request_id)
+    assert metadata["stream_end"] == "completed"
+    paths = [f["path"] for f in metadata["findings"] if f["guardrail"] == "pii"]
+    assert paths == ["choices[0].tool_calls[0].arguments_json"]
+
+
+async def test_clean_tool_calls_come_out_whole_and_unchanged(ext_proc):
+    """Two clean calls each come out once, arguments equal to their fragments joined, in order."""
+    first = ['{"city": ', '"Par', 'is", "days": ', "3}"]
+    second = ['{"query": "wea', 'ther \\u00e9t\\u00e9"}']
+    body = tool_call_sse([("call_a", "forecast", first), ("call_b", "search", second)])
+
+    answers = await exchange(ext_proc, answer_messages(body, [50, 333]))
+
+    entries, finishes = streamed_tool_calls(emitted(answers))
+    assert finishes == ["tool_calls"]
+    assert [(e["index"], e["id"], e["function"]["name"]) for e in entries] == [
+        (0, "call_a", "forecast"),
+        (1, "call_b", "search"),
+    ]
+    assert entries[0]["function"]["arguments"] == "".join(first)
+    assert entries[1]["function"]["arguments"] == "".join(second)
+
+
+def anthropic_tool_sse(fragments: list[str]) -> bytes:
+    """An Anthropic stream: a text block, then a tool_use block built from fragments."""
+    text_block = {"type": "text", "text": ""}
+    tool_block = {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {}}
+    events = [
+        ("message_start", {"type": "message_start", "message": {"id": "m1"}}),
+        ("content_block_start", {"type": "content_block_start", "index": 0,
+                                 "content_block": text_block}),
+        ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                 "delta": {"type": "text_delta", "text": "Let me look."}}),
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("content_block_start", {"type": "content_block_start", "index": 1,
+                                 "content_block": tool_block}),
+        *[
+            ("content_block_delta", {"type": "content_block_delta", "index": 1,
+                                     "delta": {"type": "input_json_delta",
+                                               "partial_json": f}})
+            for f in fragments
+        ],
+        ("content_block_stop", {"type": "content_block_stop", "index": 1}),
+        ("message_delta", {"type": "message_delta",
+                           "delta": {"stop_reason": "tool_use"}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]  # fmt: skip
+    return "".join(f"event: {n}\ndata: {json.dumps(d)}\n\n" for n, d in events).encode()
+
+
+def anthropic_events(body: bytes) -> list[tuple[str, dict]]:
+    out = []
+    for event in body.decode().split("\n\n"):
+        if event:
+            name, data = event.split("\n")
+            out.append((name.removeprefix("event: "), json.loads(data[6:])))
+    return out
+
+
+async def test_anthropic_input_json_delta_with_a_secret_is_blocked(ext_proc):
+    """A key split over input_json_delta fragments is never emitted; the stream ends with an error event."""
+    key = aws_access_key_id(seed=13)
+    fragments = ['{"token": "', key[:8], key[8:], '"}']
+    body = anthropic_tool_sse(fragments)
+    cut = body.index(key[8:].encode()) + 3
+
+    answers = await exchange(ext_proc, answer_messages(body, [cut], "/v1/messages"))
+
+    out = emitted(answers)
+    assert key[:8].encode() not in out and key[8:].encode() not in out
+    events = anthropic_events(out)
+    assert events[-1][0] == "error"
+    assert not any(
+        d.get("delta", {}).get("type") == "input_json_delta" for _, d in events
+    )
+
+
+async def test_anthropic_input_json_delta_with_an_email_is_masked_before_stop(
+    ext_proc,
+):
+    """The tool input comes out as one input_json_delta, masked, between its start and stop."""
+    address = email(seed=14)
+    fragments = ['{"user": ', '"', address[:4], address[4:], '"}']
+    body = anthropic_tool_sse(fragments)
+
+    answers = await exchange(ext_proc, answer_messages(body, [300], "/v1/messages"))
+
+    events = anthropic_events(emitted(answers))
+    kinds = [(n, d.get("index")) for n, d in events]
+    assert kinds == [
+        ("message_start", None),
+        ("content_block_start", 0),
+        ("content_block_delta", 0),
+        ("content_block_stop", 0),
+        ("content_block_start", 1),
+        ("content_block_delta", 1),
+        ("content_block_stop", 1),
+        ("message_delta", None),
+        ("message_stop", None),
+    ]
+    assert events[4][1]["content_block"]["name"] == "lookup"
+    delta = events[5][1]["delta"]
+    assert delta["type"] == "input_json_delta"
+    assert json.loads(delta["partial_json"]) == {"user": "[EMAIL]"}
+
+
+async def test_arguments_over_the_hold_limit_end_the_stream_unsent(ext_proc):
+    """Arguments longer than what is held are never passed unscanned: content_filter."""
+    filler = "x" * 250_000
+    fragments = ['{"blob": "', *[filler] * 5, '"}']
+    body = tool_call_sse([("call_big", "store", fragments)])
+
+    answers = await exchange(ext_proc, answer_messages(body, [400_000, 900_000]))
+
+    out = emitted(answers)
+    assert filler[:1000].encode() not in out
+    entries, finishes = streamed_tool_calls(out)
+    assert entries == [] and finishes == ["content_filter"]
+
+
+async def test_calls_of_a_stream_cut_short_are_released_at_its_end(ext_proc):
+    """Without a finish or [DONE], held calls still go out, scanned, when the body ends."""
+    address = email(seed=15)
+    body = tool_call_sse([("call_1", "note", ['{"text": "', address, '"}'])])
+    body = body[: body.rindex(b"data: {")]  # no finishing event, no [DONE]
+
+    answers = await exchange(ext_proc, answer_messages(body, [120]))
+
+    entries, finishes = streamed_tool_calls(emitted(answers))
+    assert finishes == []
+    assert [json.loads(e["function"]["arguments"]) for e in entries] == [
+        {"text": "[EMAIL]"}
+    ]
+
+
+async def test_text_then_a_tool_call_then_usage_keep_their_order(ext_proc):
+    """Text, the whole call, the finish and a choice-less usage chunk come out in order."""
+    envelope = {"id": "c1", "object": "chat.completion.chunk", "model": "m"}
+    call = {"index": 0, "id": "call_u", "type": "function"}
+    deltas = [
+        ({"role": "assistant", "content": "Checking now."}, None),
+        ({"tool_calls": [{**call, "function": {"name": "f", "arguments": ""}}]}, None),
+        ({"tool_calls": [{"index": 0, "function": {"arguments": '{"a": 1}'}}]}, None),
+        ({}, "tool_calls"),
+    ]
+    events = [
+        {**envelope, "choices": [{"index": 0, "delta": d, "finish_reason": f}]}
+        for d, f in deltas
+    ]
+    events.append({**envelope, "choices": [], "usage": {"total_tokens": 9}})
+    body = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+
+    answers = await exchange(ext_proc, answer_messages(body.encode(), [200]))
+
+    out = emitted(answers).decode()
+    text, finishes = streamed_text(out.encode())
+    entries, _ = streamed_tool_calls(out.encode())
+    assert text == "Checking now." and finishes == ["tool_calls"]
+    assert [e["function"]["arguments"] for e in entries] == ['{"a": 1}']
+    order = [out.index(s) for s in ("Checking", "call_u", '"tool_calls"}', "usage")]
+    assert order == sorted(order) and out.endswith("data: [DONE]\n\n")
+
+
+async def test_arguments_nested_past_the_json_depth_end_the_stream(ext_proc):
+    """Arguments too deep to walk cannot be scanned key by key, so they are not sent."""
+    deep = '{"a": ' + "[" * 100 + '"x"' + "]" * 100 + "}"
+    body = tool_call_sse([("call_d", "nest", [deep[:150], deep[150:]])])
+
+    answers = await exchange(ext_proc, answer_messages(body, [256]))
+
+    entries, finishes = streamed_tool_calls(emitted(answers))
+    assert entries == [] and finishes == ["content_filter"]
