@@ -190,10 +190,16 @@ class SseScanner:
             return self._block_text()
         if not isinstance(data, dict):
             return raw + "\n\n"
-        if isinstance(data.get("choices"), list):
-            return self._openai(data, event.name)
-        if isinstance(data.get("type"), str):
-            return self._anthropic_event(data, event.name)
+        try:
+            if isinstance(data.get("choices"), list):
+                return self._openai(data, event.name)
+            if isinstance(data.get("type"), str):
+                return self._anthropic_event(data, event.name)
+        except (AttributeError, TypeError, ValueError):
+            # An event of a known kind whose fields cannot be read (an index
+            # that is no number or is past MAX_CHOICES, a choice that is no
+            # object) cannot be scanned: it ends the stream, as a block does.
+            return self._block_text()
         return raw + "\n\n"
 
     # -- OpenAI chat.completion.chunk
@@ -203,6 +209,8 @@ class SseScanner:
         prefix, kept = [], []
         for choice in data["choices"]:
             index = int(choice.get("index", 0))
+            if not 0 <= index < MAX_CHOICES:
+                raise ValueError(f"choice index {index} is outside 0..{MAX_CHOICES - 1}")
             self._choices.add(index)
             delta = choice.get("delta") or {}
             content = delta.get("content")

@@ -6,6 +6,8 @@ import asyncio
 import itertools
 import json
 
+import pytest
+
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 
 from tests.conftest import spend_rows
@@ -611,3 +613,26 @@ async def test_arguments_nested_past_the_json_depth_end_the_stream(ext_proc):
 
     entries, finishes = streamed_tool_calls(emitted(answers))
     assert entries == [] and finishes == ["content_filter"]
+
+
+@pytest.mark.parametrize(
+    "choice",
+    [{"index": "first", "delta": {"content": "x"}}, {"index": 64, "delta": {"content": "x"}}, 5],
+)
+async def test_an_event_whose_fields_cannot_be_read_ends_the_stream(ext_proc, choice):
+    """A chunk of a known kind that cannot be read cannot be scanned: content_filter, not INTERNAL."""
+    event = "data: " + json.dumps({"id": "c1", "choices": [choice]}) + "\n\n"
+    messages = [
+        request_headers(),
+        request_body(chat("hi")),
+        response_headers("text/event-stream"),
+        response_chunk(sse("hello ", finish=False)),
+        response_chunk(event.encode(), end=True),
+    ]
+
+    answers = await exchange(ext_proc, messages)
+
+    assert len(answers) == len(messages)
+    out = answers[-1].response_body.response.body_mutation.body
+    _, finishes = streamed_text(out)
+    assert finishes == ["content_filter"]
