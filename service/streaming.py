@@ -42,7 +42,7 @@ from service.engine import CompiledGuardrail, Scanner, mask_text
 from service.engine.normalize import INVISIBLE_CODEPOINTS
 from service.engine.width import encoded_width, guardrail_width
 from service.registry import Snapshot
-from service.types import Action, Finding, Segment
+from service.types import Action, Finding, GuardrailOutcome, GuardrailStatus, Segment
 
 __all__ = [
     "Holdback",
@@ -172,6 +172,24 @@ class ScoreBook:
     def kept(self, findings: Iterable[Finding]) -> list[Finding]:
         """The findings of triggered guardrails (Check reports no others)."""
         return [f for f in findings if f.guardrail in self._triggered]
+
+    def outcomes(self, findings: Sequence[Finding]) -> list[GuardrailOutcome]:
+        """PASSED or INTERVENED for each guardrail this book scored, in order."""
+        return [
+            GuardrailOutcome(
+                name=name,
+                version=guardrail.version,
+                status=(
+                    GuardrailStatus.INTERVENED
+                    if name in self._triggered
+                    else GuardrailStatus.PASSED
+                ),
+                action=guardrail.action,
+                finding_count=sum(1 for f in findings if f.guardrail == name),
+                score=self.score(name),
+            )
+            for name, guardrail in self._guardrails.items()
+        ]
 
 
 @dataclass(slots=True)

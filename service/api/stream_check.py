@@ -20,7 +20,7 @@ from service.api.convert import caller_from_pb, decision_to_pb, findings_to_pb
 from service.api.payload import extract_segments, masked_payload
 from service.checking import Selection, outcome_pb, resolve_direction, select_guardrails
 from service.decide import decision_for, direction_reason, not_run
-from service.engine import CompiledGuardrail, mask_text
+from service.engine import mask_text
 from service.errors import (
     FieldViolation,
     GuardrailError,
@@ -223,25 +223,12 @@ class _Session:
 
     def outcomes(self) -> tuple[Decision, list[GuardrailOutcome], list[Finding]]:
         findings = self.findings()
-        outcomes = [self._outcome(g, findings) for g in self.selection.ran]
+        outcomes = self.book.outcomes(findings)
         reason = direction_reason(self.direction)
         skipped = [not_run(g, reason) for g in self.selection.skipped]
         skipped.extend(self.unsupported)
         intervened = {o.action for o in outcomes if o.status is GuardrailStatus.INTERVENED}
         return decision_for(intervened), [*outcomes, *skipped], findings
-
-    def _outcome(
-        self, guardrail: CompiledGuardrail, findings: list[Finding]
-    ) -> GuardrailOutcome:
-        triggered = self.book.triggered(guardrail.name)
-        return GuardrailOutcome(
-            name=guardrail.name,
-            version=guardrail.version,
-            status=GuardrailStatus.INTERVENED if triggered else GuardrailStatus.PASSED,
-            action=guardrail.action,
-            finding_count=sum(1 for f in findings if f.guardrail == guardrail.name),
-            score=self.book.score(guardrail.name),
-        )
 
     def fill(self, record: CallRecord, stream_end: str | None = None) -> None:
         decision, outcomes, findings = self.outcomes()

@@ -31,8 +31,8 @@ from guardrail.v1 import guardrail_pb2 as pb
 
 from service.api.call_context import current_call
 from service.api.payload import extract_segments, masked_payload
-from service.checking import Checker, select_guardrails
-from service.decide import decision_for
+from service.checking import Checker, Selection, select_guardrails
+from service.decide import decision_for, direction_reason, not_run
 from service.engine import mask_text
 from service.errors import InvalidArgumentError
 from service.integrations._envoy_common import (
@@ -60,7 +60,7 @@ from service.streaming import (
     ToolCallText,
     engine_for,
 )
-from service.types import Decision, Direction, Finding
+from service.types import Decision, Direction, Finding, GuardrailStatus
 
 __all__ = ["SERVICE_NAME", "ExtProcServicer"]
 
@@ -163,6 +163,9 @@ class _Exchange:
     streamed_answer: bool = False
     decoder: SseDecoder = field(default_factory=SseDecoder)
     scanner: SseScanner | None = None
+    # The streamed answer's guardrails and their scores, for its record.
+    stream_selection: Selection | None = None
+    stream_book: ScoreBook | None = None
 
     # -- failure mode
 
@@ -292,6 +295,7 @@ class _Exchange:
             record.applied_guardrails = selection.names
             record.registry_generation = snapshot.generation
         scan_call = _tool_call_scanner(engine, selection.names, book)
+        self.stream_selection, self.stream_book = selection, book
         return SseScanner(new_stream, scan_call)
 
     def _stream_chunk(self, message: ep.HttpBody) -> ep.ProcessingResponse:
@@ -307,11 +311,16 @@ class _Exchange:
 
     def _record_stream(self, scanner: SseScanner) -> None:
         record = current_call.get(None)
-        if record is None:
+        book, selection = self.stream_book, self.stream_selection
+        if record is None or book is None or selection is None:
             return
-        findings = scanner.findings
-        actions = {f.action for f in findings}
-        record.decision = Decision.BLOCK if scanner.blocked else decision_for(actions)
+        findings = book.kept(scanner.findings)
+        reason = direction_reason(Direction.OUTPUT)
+        outcomes = book.outcomes(findings)
+        outcomes += [not_run(g, reason) for g in selection.skipped]
+        acted = {o.action for o in outcomes if o.status is GuardrailStatus.INTERVENED}
+        record.decision = Decision.BLOCK if scanner.blocked else decision_for(acted)
+        record.outcomes = outcomes
         record.findings = findings
         record.chunk_count = scanner.events
         record.stream_end = "blocked" if scanner.blocked else "completed"

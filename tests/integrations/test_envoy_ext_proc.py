@@ -444,6 +444,13 @@ async def test_email_in_streamed_arguments_is_masked_in_one_synthetic_delta(
     assert metadata["stream_end"] == "completed"
     paths = [f["path"] for f in metadata["findings"] if f["guardrail"] == "pii"]
     assert paths == ["choices[0].tool_calls[0].arguments_json"]
+    statuses = {
+        entry["guardrail_name"]: entry["guardrail_status"]
+        for entry in metadata["guardrail_information"]
+    }
+    assert statuses["pii"] == "guardrail_intervened"
+    assert statuses["secrets"] == "success"
+    assert set(statuses) >= set(metadata["applied_guardrails"])
 
 
 async def test_clean_tool_calls_come_out_whole_and_unchanged(ext_proc):
