@@ -222,6 +222,27 @@ async def test_deadline_mid_stream_leaves_one_deadline_row(server, stub):
     assert metadata["chunk_count"] == 1
 
 
+async def test_deadline_before_open_leaves_one_deadline_row(server, stub):
+    """A deadline that passes before 'open' arrives is a deadline, not a caller's protocol error."""
+
+    async def requests():
+        await asyncio.Event().wait()
+        yield opening()  # never reached
+
+    call = stub.CheckStream(requests(), timeout=0.5)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        async for _ in call:
+            pass
+    assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+    rows = await stream_rows(server)
+    await asyncio.sleep(0.2)
+    rows = await stream_rows(server)
+    assert len(rows) == 1
+    metadata = json.loads(rows[0]["metadata"])
+    assert (rows[0]["grpc_code"], metadata["stream_end"]) == ("DEADLINE_EXCEEDED", "deadline")
+
+
 async def test_protocol_error_is_recorded_as_error(server, stub):
     """A second open mid-stream is INVALID_ARGUMENT and its row says the stream ended in error."""
     with pytest.raises(grpc.aio.AioRpcError) as raised:

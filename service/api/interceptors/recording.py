@@ -239,6 +239,10 @@ class _Recording:
         if status is not None:
             await self._context.abort_with_status(status)  # raises AbortError
 
+    def _expired(self) -> bool:
+        remaining = self._context.time_remaining()
+        return remaining is not None and remaining <= 0
+
     def _translate(self, exc: BaseException) -> grpc.Status | None:
         """Record how the call failed; the status to abort with, if any."""
         record = self.record
@@ -246,6 +250,12 @@ class _Recording:
             record.grpc_code = exc.code.name
             record.error_reason = exc.reason
             record.error_message = exc.message
+            if self._expired():
+                # grpc has already answered DEADLINE_EXCEEDED (e.g. a
+                # CheckStream whose 'open' never came in time): the row says
+                # what the caller got; the message keeps the error that followed.
+                record.grpc_code = record.error_reason = "DEADLINE_EXCEEDED"
+                record.stream_end = "deadline"
             meta = {"request_id": record.request_id}
             return self._with_request_id(to_grpc_status(exc, meta))
         if isinstance(exc, grpc.aio.AbortError):  # the handler aborted itself
@@ -255,8 +265,7 @@ class _Recording:
             record.error_reason = _error_reason(self._context.trailing_metadata())
             return None
         if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
-            remaining = self._context.time_remaining()
-            expired = remaining is not None and remaining <= 0
+            expired = self._expired()
             record.grpc_code = "DEADLINE_EXCEEDED" if expired else "CANCELLED"
             record.stream_end = "deadline" if expired else "cancelled"
             return None
