@@ -26,6 +26,19 @@ MAX_JSON_DEPTH = 64
 Masker = Callable[[str, Sequence[Finding]], str]
 
 
+class _DuplicateKey(ValueError):
+    """Two members of one JSON object share a key."""
+
+
+def _unique_members(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    # json.loads keeps only the last of duplicate keys, so an earlier value would
+    # never be scanned while a first-wins parser downstream still reads it.
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise _DuplicateKey("duplicate object key")
+    return members
+
+
 def _pointer_token(key: str | int) -> str:
     return str(key).replace("~", "~0").replace("/", "~1")
 
@@ -59,11 +72,12 @@ def _json_segments(path: str, raw: str, max_depth: int = MAX_JSON_DEPTH) -> list
     if not raw:
         return []
     try:
-        document = json.loads(raw)
+        document = json.loads(raw, object_pairs_hook=_unique_members)
     except RecursionError:
         raise _too_deep(path, max_depth) from None
     except ValueError:
-        # Models emit broken JSON too: scan it as it is rather than not at all.
+        # Models emit broken JSON too (and duplicate keys): scan it as it is
+        # rather than not at all, or not all of it.
         return [Segment(path, raw)]
     if isinstance(document, str):
         return [Segment(path, raw)]  # a bare JSON string: scan it whole
