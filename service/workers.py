@@ -48,6 +48,25 @@ def _free_port(host: str) -> int:
         return int(probe.getsockname()[1])
 
 
+def _check_bindable(host: str, port: int) -> None:
+    """Fail fast on a port another program holds, or a host that is not ours.
+
+    The workers bind with SO_REUSEPORT; when they cannot, each one dies and is
+    restarted for ever, so the supervisor tries the same bind once first.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise SystemExit(
+                f"guardrail: cannot serve gRPC on {host}:{port}: {exc.strerror}"
+                " (GUARDRAIL_HOST, GUARDRAIL_PORT)"
+            ) from None
+
+
 def _lock_port(host: str, port: int) -> int:
     """Refuse a second instance on the same port: SO_REUSEPORT would not."""
     path = Path(tempfile.gettempdir()) / f"guardrail-{host.replace(':', '_')}-{port}.lock"
@@ -91,6 +110,7 @@ class Supervisor:
     async def run(self) -> int:
         lock_fd = _lock_port(self.settings.host, self.port)
         try:
+            _check_bindable(self.settings.host, self.port)
             self._stored = await self._open_registry()
         except BaseException:
             os.close(lock_fd)
@@ -149,7 +169,7 @@ class Supervisor:
         except OSError as exc:
             raise SystemExit(
                 f"guardrail: cannot serve metrics on {host}:{port}: {exc.strerror}"
-                " (GUARDRAIL_METRICS_PORT)"
+                " (GUARDRAIL_HOST, GUARDRAIL_METRICS_PORT)"
             ) from None
         log.info("metrics served", metrics_port=port)
         return server
