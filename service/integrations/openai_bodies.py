@@ -183,6 +183,24 @@ def _walk_system(builder: _Builder, system: Any) -> None:
         builder.text(message, text, path)
 
 
+def _without_lone_surrogates(value: Any) -> Any:
+    """The document with U+FFFD for each lone surrogate (one for one: offsets hold)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
+        return value
+    if isinstance(value, dict):
+        return {
+            _without_lone_surrogates(key): _without_lone_surrogates(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_without_lone_surrogates(item) for item in value]
+    return value
+
+
 def _load(raw: bytes) -> dict[str, Any]:
     try:
         document = json.loads(raw)
@@ -190,6 +208,11 @@ def _load(raw: bytes) -> dict[str, Any]:
         raise BodyError(f"body is not JSON: {exc}") from None
     except RecursionError:
         raise BodyError("body is JSON nested too deeply to scan") from None
+    if b"\\u" in raw:
+        # A \ud800 escape is valid JSON but has no UTF-8 form, so no protobuf
+        # string can hold it; failing here would pass the body unscanned behind
+        # failure_mode_allow. A masked rewrite carries U+FFFD in its place.
+        document = _without_lone_surrogates(document)
     if not isinstance(document, dict):
         raise BodyError("body is not a JSON object")
     return document

@@ -288,3 +288,43 @@ async def test_non_chat_body_passes_through(ext_proc):
     )
 
     assert answers[1].request_body.response == ep.CommonResponse()
+
+
+async def test_lone_surrogate_escape_in_request_still_blocks_a_secret(ext_proc):
+    """A \\ud800 escape (valid JSON) once failed the exchange with an exception;
+    behind failure_mode_allow: true the key would have passed unscanned."""
+    answers = await exchange(
+        ext_proc,
+        [request_headers(), request_body(chat(f"\ud800 my key {aws_access_key_id()}"))],
+    )
+
+    assert answers[-1].immediate_response.status.code == 400
+
+
+async def test_lone_surrogate_escape_in_request_is_masked(ext_proc):
+    """The rewritten body carries U+FFFD where the lone surrogate was."""
+    answers = await exchange(
+        ext_proc, [request_headers(), request_body(chat(f"\ud800 write to {email()}"))]
+    )
+
+    new_body = answers[1].request_body.response.body_mutation.body
+    assert json.loads(new_body)["messages"][0]["content"] == "\ufffd write to [EMAIL]"
+
+
+async def test_lone_surrogate_escape_in_a_streamed_answer_is_scanned(ext_proc):
+    """An SSE event whose JSON holds a \\ud800 escape is scanned, not failed."""
+    key = aws_access_key_id()
+    delta = {"choices": [{"index": 0, "delta": {"content": f"\ud800 {key}"}}]}
+    body = f"data: {json.dumps(delta)}\n\n".encode() + sse(" more")
+    messages = [
+        request_headers(),
+        request_body(chat("hi")),
+        response_headers("text/event-stream"),
+        response_chunk(body, end=True),
+    ]
+
+    answers = await exchange(ext_proc, messages)
+
+    out = b"".join(a.response_body.response.body_mutation.body for a in answers[3:])
+    assert key.encode() not in out
+    assert streamed_text(out)[1] == ["content_filter"]
