@@ -328,3 +328,33 @@ async def test_lone_surrogate_escape_in_a_streamed_answer_is_scanned(ext_proc):
     out = b"".join(a.response_body.response.body_mutation.body for a in answers[3:])
     assert key.encode() not in out
     assert streamed_text(out)[1] == ["content_filter"]
+
+
+def nested_past_the_parser(document: dict) -> bytes:
+    """The document plus a field nested deeper than json.loads can follow."""
+    return (json.dumps(document)[:-1] + ', "metadata": ' + "[" * 5000 + "]" * 5000 + "}").encode()
+
+
+async def test_a_body_too_deep_to_parse_fails_closed_not_through(ext_proc):
+    """Deep nesting beside the messages once made the body 'not a chat request':
+    it went to the model unscanned, secret and all."""
+    body = nested_past_the_parser(chat(f"my key {aws_access_key_id()}"))
+    message = ep.ProcessingRequest(request_body=ep.HttpBody(body=body, end_of_stream=True))
+
+    answers = await exchange(ext_proc, [request_headers(), message])
+
+    assert answers[-1].immediate_response.status.code == 503
+
+
+async def test_an_answer_too_deep_to_parse_fails_closed_not_through(ext_proc):
+    answer = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "x"}}]}
+    messages = [
+        request_headers(),
+        request_body(chat("hi")),
+        response_headers("application/json"),
+        response_chunk(nested_past_the_parser(answer), end=True),
+    ]
+
+    answers = await exchange(ext_proc, messages)
+
+    assert answers[-1].immediate_response.status.code == 503
