@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -82,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_api_key(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("GUARDRAIL_API_KEY", ""),
+        help="sent as 'authorization: Bearer KEY' (default: $GUARDRAIL_API_KEY)",
+    )
+
+
 def _add_check(commands: Any) -> None:
     check = commands.add_parser("check", help="send texts through Check")
     check.add_argument("--target", required=True, metavar="HOST:PORT")
@@ -97,6 +106,7 @@ def _add_check(commands: Any) -> None:
         choices=["input", "output", "tool_description", "tool_result"],
     )
     check.add_argument("--timeout", type=float, default=2.0, metavar="SECONDS")
+    _add_api_key(check)
 
 
 def _add_eval(commands: Any) -> None:
@@ -115,6 +125,7 @@ def _add_eval(commands: Any) -> None:
     evaluate.add_argument(
         "--markdown", type=Path, metavar="PATH", help="also write a Markdown report"
     )
+    _add_api_key(evaluate)  # with --target
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -203,7 +214,8 @@ def check_result_json(result: Any) -> dict[str, Any]:
 def _cmd_check(args: argparse.Namespace) -> int:
     from guardrail_client import GuardrailClient, GuardrailRpcError
 
-    with GuardrailClient(args.target, timeout=args.timeout) as client:
+    api_key = args.api_key or None
+    with GuardrailClient(args.target, timeout=args.timeout, api_key=api_key) as client:
         try:
             for text in _texts(args):
                 result = client.check(
@@ -225,13 +237,14 @@ def _cmd_check(args: argparse.Namespace) -> int:
 class _RemoteChecker:
     """Check over the wire; errors become ``GuardrailRpcError`` like the client's."""
 
-    def __init__(self, target: str, timeout: float) -> None:
+    def __init__(self, target: str, timeout: float, api_key: str = "") -> None:
         import grpc
         from guardrail.v1 import guardrail_pb2_grpc
 
         self._channel = grpc.insecure_channel(target)
         self._stub = guardrail_pb2_grpc.GuardrailServiceStub(self._channel)
         self._timeout = timeout
+        self._metadata = [("authorization", f"Bearer {api_key}")] if api_key else None
 
     def check(self, request: pb.CheckRequest) -> pb.CheckResponse:
         import grpc
@@ -239,7 +252,7 @@ class _RemoteChecker:
 
         try:
             response: pb.CheckResponse = self._stub.Check(
-                request, timeout=self._timeout
+                request, timeout=self._timeout, metadata=self._metadata
             )
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from exc
@@ -254,7 +267,7 @@ def _eval_checker(args: argparse.Namespace) -> tuple[CheckerLike, int]:
         from service.checking import build_default_checker
 
         return build_default_checker(), args.concurrency or 1
-    checker = _RemoteChecker(args.target, args.timeout)
+    checker = _RemoteChecker(args.target, args.timeout, args.api_key)
     return checker, args.concurrency or DEFAULT_REMOTE_CONCURRENCY
 
 

@@ -58,22 +58,23 @@ def pin_scope(principal: Principal | None, request_team: str) -> str:
 def _schema(text: str) -> object:
     try:
         return json.loads(text) if text else None
-    except ValueError:
-        return text  # not JSON: hashed as it is
+    except (ValueError, RecursionError):
+        return text  # not JSON, or nested past the parser: hashed as it is
+
+
+def _canonical(tool: pb.ToolDefinition, schema: object) -> str:
+    document = {"name": tool.name, "description": tool.description, "input_schema": schema}
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def tool_hash(tool: pb.ToolDefinition) -> str:
-    canonical = json.dumps(
-        {
-            "name": tool.name,
-            "description": tool.description,
-            "input_schema": _schema(tool.input_schema_json),
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    try:
+        canonical = _canonical(tool, _schema(tool.input_schema_json))
+    except RecursionError:  # parsed at the parser's limit, one level too deep to dump
+        canonical = _canonical(tool, tool.input_schema_json)
+    # A \ud800 escape in the schema parses to a lone surrogate: surrogatepass
+    # gives it bytes, and leaves every valid string's UTF-8 (so stored pins) as is.
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def pins_for_request(

@@ -28,6 +28,18 @@ DEFAULT_TARGET = "127.0.0.1:50051"
 EXIT_RPC_ERROR = 2
 
 
+def _history_limit(text: str) -> int:
+    # GetGuardrailHistoryRequest.limit is a uint32 where 0 means 100: refuse
+    # what it cannot hold here rather than in a traceback.
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {2**32 - 1}")
+    return value
+
+
 def add_commands(commands: Any) -> None:
     guardrails = commands.add_parser("guardrails", help="list, get, delete, history")
     actions = guardrails.add_subparsers(dest="guardrails_command", required=True)
@@ -41,7 +53,7 @@ def add_commands(commands: Any) -> None:
         if name != "list":
             action.add_argument("name", metavar="NAME")
         if name == "history":
-            action.add_argument("--limit", type=int, default=100, metavar="N")
+            action.add_argument("--limit", type=_history_limit, default=100, metavar="N")
         action.add_argument("--target", default=DEFAULT_TARGET, metavar="HOST:PORT")
         action.add_argument("--json", action="store_true", help="JSON output")
         action.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS")

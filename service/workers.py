@@ -48,6 +48,25 @@ def _free_port(host: str) -> int:
         return int(probe.getsockname()[1])
 
 
+def _check_bindable(host: str, port: int) -> None:
+    """Fail fast on a port another program holds, or a host that is not ours.
+
+    The workers bind with SO_REUSEPORT; when they cannot, each one dies and is
+    restarted for ever, so the supervisor tries the same bind once first.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise SystemExit(
+                f"guardrail: cannot serve gRPC on {host}:{port}: {exc.strerror}"
+                " (GUARDRAIL_HOST, GUARDRAIL_PORT)"
+            ) from None
+
+
 def _lock_port(host: str, port: int) -> int:
     """Refuse a second instance on the same port: SO_REUSEPORT would not."""
     path = Path(tempfile.gettempdir()) / f"guardrail-{host.replace(':', '_')}-{port}.lock"
@@ -91,26 +110,30 @@ class Supervisor:
     async def run(self) -> int:
         lock_fd = _lock_port(self.settings.host, self.port)
         try:
+            _check_bindable(self.settings.host, self.port)
             self._stored = await self._open_registry()
         except BaseException:
             os.close(lock_fd)
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
             raise
-        control = await asyncio.start_unix_server(
-            self._serve_worker, path=self.socket_path, limit=64 * 1024 * 1024
-        )
-        metrics_server = self._serve_metrics()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stopping.set)
-        for slot in range(self.settings.workers):
-            self._spawn(slot)
-        log.info("supervisor started", port=self.port, workers=self.settings.workers)
-        try:
+        control: asyncio.Server | None = None
+        metrics_server = None
+        try:  # a failure from here on must still stop the registry's threads
+            control = await asyncio.start_unix_server(
+                self._serve_worker, path=self.socket_path, limit=64 * 1024 * 1024
+            )
+            metrics_server = self._serve_metrics()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self._stopping.set)
+            for slot in range(self.settings.workers):
+                self._spawn(slot)
+            log.info("supervisor started", port=self.port, workers=self.settings.workers)
             await self._watch()
             return await self._drain()
         finally:
-            control.close()
+            if control is not None:
+                control.close()
             await self._stored.stop()
             if metrics_server is not None:
                 metrics_server.shutdown()
@@ -140,9 +163,14 @@ class Supervisor:
         from service.telemetry.metrics import prepare_metrics_dir, serve_merged_metrics
 
         prepare_metrics_dir(self.metrics_dir)
-        server, port = serve_merged_metrics(
-            self.metrics_dir, self.settings.host, self.settings.metrics_port
-        )
+        host, port = self.settings.host, self.settings.metrics_port
+        try:
+            server, port = serve_merged_metrics(self.metrics_dir, host, port)
+        except OSError as exc:
+            raise SystemExit(
+                f"guardrail: cannot serve metrics on {host}:{port}: {exc.strerror}"
+                " (GUARDRAIL_HOST, GUARDRAIL_METRICS_PORT)"
+            ) from None
         log.info("metrics served", metrics_port=port)
         return server
 

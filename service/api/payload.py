@@ -26,6 +26,27 @@ MAX_JSON_DEPTH = 64
 Masker = Callable[[str, Sequence[Finding]], str]
 
 
+class _DuplicateKey(ValueError):
+    """Two members of one JSON object share a key."""
+
+
+def _unique_members(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    # json.loads keeps only the last of duplicate keys, so an earlier value would
+    # never be scanned while a first-wins parser downstream still reads it.
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise _DuplicateKey("duplicate object key")
+    return members
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _pointer_token(key: str | int) -> str:
     return str(key).replace("~", "~0").replace("/", "~1")
 
@@ -59,19 +80,26 @@ def _json_segments(path: str, raw: str, max_depth: int = MAX_JSON_DEPTH) -> list
     if not raw:
         return []
     try:
-        document = json.loads(raw)
+        document = json.loads(raw, object_pairs_hook=_unique_members)
     except RecursionError:
         raise _too_deep(path, max_depth) from None
     except ValueError:
-        # Models emit broken JSON too: scan it as it is rather than not at all.
+        # Models emit broken JSON too (and duplicate keys): scan it as it is
+        # rather than not at all, or not all of it.
         return [Segment(path, raw)]
     if isinstance(document, str):
         return [Segment(path, raw)]  # a bare JSON string: scan it whole
     try:
         walked = _walk_json(document, "", 0, max_depth)
-        return [Segment(path, text, pointer) for pointer, text in walked]
+        segments = [Segment(path, text, pointer) for pointer, text in walked]
     except ValueError:
         raise _too_deep(path, max_depth) from None
+    # Only an escape (\ud800) makes a lone surrogate: protobuf strings are UTF-8.
+    # It has no UTF-8 form, so neither its pointer nor a masked copy could be
+    # sent back; the text as sent is plain ASCII there and is scanned instead.
+    if "\\u" in raw and any(_has_lone_surrogate(s.text) for s in segments):
+        return [Segment(path, raw)]
+    return segments
 
 
 def _message_segments(

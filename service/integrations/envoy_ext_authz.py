@@ -20,6 +20,7 @@ from guardrail.v1 import guardrail_pb2 as pb
 from service.api.call_context import current_call
 from service.checking import Checker
 from service.integrations._envoy_common import (
+    BODY_TOO_DEEP,
     EnvoyPolicy,
     ScanFailed,
     guardrail_names,
@@ -28,7 +29,12 @@ from service.integrations._envoy_common import (
     note_failure,
     run_check,
 )
-from service.integrations.openai_bodies import BodyError, error_body, parse_chat_body
+from service.integrations.openai_bodies import (
+    BodyError,
+    UnscannableBody,
+    error_body,
+    parse_chat_body,
+)
 
 __all__ = ["SERVICE_NAME", "ExtAuthzServicer"]
 
@@ -84,6 +90,8 @@ class ExtAuthzServicer(ea_grpc.AuthorizationServicer):
             body = parse_chat_body(raw)
         except BodyError:
             return _ok("NOT_SCANNED", _request_id())  # not a chat request: not ours
+        except UnscannableBody as exc:
+            return self._failed(ScanFailed(BODY_TOO_DEEP, str(exc)))
         if body.empty:
             return _ok("NOT_SCANNED", _request_id())
         check = pb.CheckRequest(

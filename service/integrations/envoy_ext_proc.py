@@ -37,6 +37,7 @@ from service.engine import mask_text
 from service.errors import InvalidArgumentError
 from service.integrations._envoy_common import (
     EnvoyPolicy,
+    BODY_TOO_DEEP,
     ScanFailed,
     guardrail_names,
     headers_of,
@@ -47,6 +48,7 @@ from service.integrations._envoy_common import (
 from service.integrations.openai_bodies import (
     BodyError,
     ChatBody,
+    UnscannableBody,
     error_body,
     parse_chat_body,
     parse_chat_response,
@@ -202,6 +204,8 @@ class _Exchange:
             body = parse_chat_body(bytes(self.request_body))
         except BodyError:
             body = None  # not a chat request (a models list, an upload): not ours
+        except UnscannableBody as exc:
+            return self._failed(ScanFailed(BODY_TOO_DEEP, str(exc)), phase="request_body")
         if body is None or body.empty:
             return self._pass_request_body(message)
         try:
@@ -268,6 +272,8 @@ class _Exchange:
             body = parse_chat_response(raw)
         except BodyError:
             body = None
+        except UnscannableBody as exc:
+            raise ScanFailed(BODY_TOO_DEEP, str(exc)) from None
         out = raw
         if body is not None and not body.empty:
             response = await self._check(body, pb.DIRECTION_OUTPUT)

@@ -40,7 +40,7 @@ from guardrail.v1 import guardrail_pb2 as pb
 from service.api.call_context import current_call
 from service.checking import Checker
 from service.errors import FieldViolation, InvalidArgumentError
-from service.integrations.openai_bodies import BodyError, parse_chat_body
+from service.integrations.openai_bodies import BodyError, UnscannableBody, parse_chat_body
 from service.streaming import engine_for
 
 __all__ = ["PATH", "GenericAnswer", "answer"]
@@ -184,7 +184,7 @@ def _answer_structured(checker: Checker, body: Mapping[str, Any]) -> GenericAnsw
     rows = body.get("structured_messages")
     try:
         chat = parse_chat_body(json.dumps({"messages": rows}).encode())
-    except BodyError as exc:
+    except (BodyError, UnscannableBody) as exc:  # an error: LiteLLM's fail mode decides
         path = "structured_messages"
         raise InvalidArgumentError(str(exc), [FieldViolation(path, str(exc))]) from None
     if chat.empty:

@@ -23,6 +23,7 @@ from guardrail.v1 import guardrail_pb2 as pb
 __all__ = [
     "BodyError",
     "ChatBody",
+    "UnscannableBody",
     "error_body",
     "parse_chat_body",
     "parse_chat_response",
@@ -33,6 +34,15 @@ JsonPath = tuple[str | int, ...]
 
 class BodyError(ValueError):
     """The body is not a JSON chat request we can scan."""
+
+
+class UnscannableBody(Exception):
+    """The body is JSON but cannot be walked (nested past the parser).
+
+    Not a BodyError: that means "not a chat request, pass it on", and a chat
+    request with one deep field beside its messages would go through unscanned.
+    Callers let their failure mode decide instead.
+    """
 
 
 @dataclass(slots=True)
@@ -183,13 +193,39 @@ def _walk_system(builder: _Builder, system: Any) -> None:
         builder.text(message, text, path)
 
 
+def _without_lone_surrogates(value: Any) -> Any:
+    """The document with U+FFFD for each lone surrogate (one for one: offsets hold)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
+        return value
+    if isinstance(value, dict):
+        return {
+            _without_lone_surrogates(key): _without_lone_surrogates(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_without_lone_surrogates(item) for item in value]
+    return value
+
+
 def _load(raw: bytes) -> dict[str, Any]:
     try:
         document = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BodyError(f"body is not JSON: {exc}") from None
     except RecursionError:
-        raise BodyError("body is JSON nested too deeply to scan") from None
+        raise UnscannableBody("body is JSON nested too deeply to scan") from None
+    if b"\\u" in raw:
+        # A \ud800 escape is valid JSON but has no UTF-8 form, so no protobuf
+        # string can hold it; failing here would pass the body unscanned behind
+        # failure_mode_allow. A masked rewrite carries U+FFFD in its place.
+        try:
+            document = _without_lone_surrogates(document)
+        except RecursionError:
+            raise UnscannableBody("body is JSON nested too deeply to scan") from None
     if not isinstance(document, dict):
         raise BodyError("body is not a JSON object")
     return document

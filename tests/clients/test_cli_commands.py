@@ -31,6 +31,9 @@ def test_check_arguments():
         ["check", "--target", "h:1", "--text", "a", "--direction", "sideways"],
         ["eval"],
         ["health"],
+        ["guardrails", "history", "pii", "--limit", "-1"],
+        ["guardrails", "history", "pii", "--limit", "0"],
+        ["guardrails", "history", "pii", "--limit", str(2**32)],
         [],
     ],
 )

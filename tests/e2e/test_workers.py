@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -131,3 +132,41 @@ def test_second_instance_on_the_same_port_is_refused(instance, tmp_path):
 
     assert code != 0
     assert "already serves" in other.output_text()
+
+
+def test_metrics_port_in_use_stops_start_up_with_a_message(tmp_path):
+    """A taken metrics port once left a traceback and a process that never exited."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        metrics_port = taken.getsockname()[1]
+        service = start_service(
+            tmp_path, workers=1, env={"GUARDRAIL_METRICS_PORT": str(metrics_port)}
+        )
+        try:
+            code = service.process.wait(timeout=30)
+        finally:
+            service.terminate(timeout=5)
+
+    assert code != 0
+    output = service.output_text()
+    assert f"cannot serve metrics on 127.0.0.1:{metrics_port}" in output
+    assert "Traceback" not in output
+
+
+def test_grpc_port_held_by_another_program_stops_start_up(tmp_path):
+    """A port another program listens on once left the workers crash-looping forever."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        service = start_service(tmp_path, workers=1, port=port)
+        try:
+            code = service.process.wait(timeout=30)
+        finally:
+            service.terminate(timeout=5)
+
+    assert code != 0
+    output = service.output_text()
+    assert f"cannot serve gRPC on 127.0.0.1:{port}" in output
+    assert "Traceback" not in output

@@ -122,3 +122,15 @@ async def test_overrunning_the_budget_answers_by_the_failure_mode(slow_server):
             json.loads(answer.immediate_response.body)["error"]["code"]
             == "guardrail_unavailable"
         )
+
+
+async def test_a_body_too_deep_to_parse_is_denied_not_allowed(ext_authz):
+    """Deep nesting beside the messages once answered OK NOT_SCANNED, secret and all."""
+    request = authz_request(chat(f"key {aws_access_key_id()}"))
+    http = request.attributes.request.http
+    http.body = http.body[:-1] + ', "metadata": ' + "[" * 5000 + "]" * 5000 + "}"
+
+    response = await ext_authz.Check(request)
+
+    assert response.status.code != code_pb2.OK
+    assert response.denied_response.status.code == 503

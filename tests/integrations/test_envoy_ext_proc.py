@@ -643,3 +643,73 @@ async def test_an_event_whose_fields_cannot_be_read_ends_the_stream(ext_proc, ch
     out = answers[-1].response_body.response.body_mutation.body
     _, finishes = streamed_text(out)
     assert finishes == ["content_filter"]
+
+
+async def test_lone_surrogate_escape_in_request_still_blocks_a_secret(ext_proc):
+    """A \\ud800 escape (valid JSON) once failed the exchange with an exception;
+    behind failure_mode_allow: true the key would have passed unscanned."""
+    answers = await exchange(
+        ext_proc,
+        [request_headers(), request_body(chat(f"\ud800 my key {aws_access_key_id()}"))],
+    )
+
+    assert answers[-1].immediate_response.status.code == 400
+
+
+async def test_lone_surrogate_escape_in_request_is_masked(ext_proc):
+    """The rewritten body carries U+FFFD where the lone surrogate was."""
+    answers = await exchange(
+        ext_proc, [request_headers(), request_body(chat(f"\ud800 write to {email()}"))]
+    )
+
+    new_body = answers[1].request_body.response.body_mutation.body
+    assert json.loads(new_body)["messages"][0]["content"] == "\ufffd write to [EMAIL]"
+
+
+async def test_lone_surrogate_escape_in_a_streamed_answer_is_scanned(ext_proc):
+    """An SSE event whose JSON holds a \\ud800 escape is scanned, not failed."""
+    key = aws_access_key_id()
+    delta = {"choices": [{"index": 0, "delta": {"content": f"\ud800 {key}"}}]}
+    body = f"data: {json.dumps(delta)}\n\n".encode() + sse(" more")
+    messages = [
+        request_headers(),
+        request_body(chat("hi")),
+        response_headers("text/event-stream"),
+        response_chunk(body, end=True),
+    ]
+
+    answers = await exchange(ext_proc, messages)
+
+    out = b"".join(a.response_body.response.body_mutation.body for a in answers[3:])
+    assert key.encode() not in out
+    assert streamed_text(out)[1] == ["content_filter"]
+
+
+def nested_past_the_parser(document: dict) -> bytes:
+    """The document plus a field nested deeper than json.loads can follow."""
+    return (json.dumps(document)[:-1] + ', "metadata": ' + "[" * 5000 + "]" * 5000 + "}").encode()
+
+
+async def test_a_body_too_deep_to_parse_fails_closed_not_through(ext_proc):
+    """Deep nesting beside the messages once made the body 'not a chat request':
+    it went to the model unscanned, secret and all."""
+    body = nested_past_the_parser(chat(f"my key {aws_access_key_id()}"))
+    message = ep.ProcessingRequest(request_body=ep.HttpBody(body=body, end_of_stream=True))
+
+    answers = await exchange(ext_proc, [request_headers(), message])
+
+    assert answers[-1].immediate_response.status.code == 503
+
+
+async def test_an_answer_too_deep_to_parse_fails_closed_not_through(ext_proc):
+    answer = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "x"}}]}
+    messages = [
+        request_headers(),
+        request_body(chat("hi")),
+        response_headers("application/json"),
+        response_chunk(nested_past_the_parser(answer), end=True),
+    ]
+
+    answers = await exchange(ext_proc, messages)
+
+    assert answers[-1].immediate_response.status.code == 503

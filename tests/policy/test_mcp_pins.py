@@ -51,6 +51,32 @@ def test_the_hash_ignores_schema_layout_but_not_content() -> None:
     assert tool_hash(PINNED[0]) != tool_hash(LATER[0])
 
 
+@pytest.mark.parametrize(
+    "schema",
+    ['{"\\ud800": "lone surrogate key"}', '{"a": "\\udc00"}', "[" * 100_000],
+    ids=["surrogate-key", "surrogate-value", "too-deep-to-parse"],
+)
+def test_any_schema_text_hashes(schema: str) -> None:
+    """A schema json.loads accepts but cannot round-trip to UTF-8, or cannot parse
+    at all for depth, once made PinMcpTools and rug-pull checks answer INTERNAL."""
+    tool = _tool("read_file", "Read a file.", schema)
+
+    assert tool_hash(tool) == tool_hash(_tool("read_file", "Read a file.", schema))
+    assert tool_hash(tool) != tool_hash(PINNED[0])
+
+
+async def test_a_lone_surrogate_schema_is_pinned_and_checked(start) -> None:
+    _, stub = await start()
+    odd = [_tool("read_file", "Read a file.", '{"\\ud800": 1}')]
+    await stub.PinMcpTools(
+        pb.PinMcpToolsRequest(server=SERVER, tools=odd, caller=pb.Caller(team_id="red"))
+    )
+
+    response = await stub.Check(_check(odd))
+
+    assert _rug(response).status == pb.GUARDRAIL_STATUS_PASSED
+
+
 async def test_pins_report_changes_and_survive_a_restart(database_url: str, start) -> None:
     first, stub = await start(database_url=database_url)
     pinned = await stub.PinMcpTools(
