@@ -21,7 +21,6 @@ from service.checking import Checker
 from service.errors import GuardrailError
 
 __all__ = [
-    "BODY_TOO_DEEP",
     "BUDGET_SHARE",
     "EnvoyPolicy",
     "ScanFailed",
@@ -49,10 +48,6 @@ class EnvoyPolicy:
     @property
     def budget_s(self) -> float:
         return self.message_timeout_s * BUDGET_SHARE
-
-
-#: ScanFailed reason for a JSON body nested past the parser (openai_bodies).
-BODY_TOO_DEEP = "BODY_TOO_DEEP"
 
 
 class ScanFailed(Exception):

@@ -20,7 +20,6 @@ from guardrail.v1 import guardrail_pb2 as pb
 from service.api.call_context import current_call
 from service.checking import Checker
 from service.integrations._envoy_common import (
-    BODY_TOO_DEEP,
     EnvoyPolicy,
     ScanFailed,
     guardrail_names,
@@ -91,7 +90,7 @@ class ExtAuthzServicer(ea_grpc.AuthorizationServicer):
         except BodyError:
             return _ok("NOT_SCANNED", _request_id())  # not a chat request: not ours
         except UnscannableBody as exc:
-            return self._failed(ScanFailed(BODY_TOO_DEEP, str(exc)))
+            return self._failed(ScanFailed(exc.reason, str(exc)))
         if body.empty:
             return _ok("NOT_SCANNED", _request_id())
         check = pb.CheckRequest(

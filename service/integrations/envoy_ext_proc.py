@@ -37,7 +37,6 @@ from service.engine import mask_text
 from service.errors import InvalidArgumentError
 from service.integrations._envoy_common import (
     EnvoyPolicy,
-    BODY_TOO_DEEP,
     ScanFailed,
     guardrail_names,
     headers_of,
@@ -205,7 +204,7 @@ class _Exchange:
         except BodyError:
             body = None  # not a chat request (a models list, an upload): not ours
         except UnscannableBody as exc:
-            return self._failed(ScanFailed(BODY_TOO_DEEP, str(exc)), phase="request_body")
+            return self._failed(ScanFailed(exc.reason, str(exc)), phase="request_body")
         if body is None or body.empty:
             return self._pass_request_body(message)
         try:
@@ -273,7 +272,7 @@ class _Exchange:
         except BodyError:
             body = None
         except UnscannableBody as exc:
-            raise ScanFailed(BODY_TOO_DEEP, str(exc)) from None
+            raise ScanFailed(exc.reason, str(exc)) from None
         out = raw
         if body is not None and not body.empty:
             response = await self._check(body, pb.DIRECTION_OUTPUT)

@@ -21,6 +21,8 @@ from typing import Any
 from guardrail.v1 import guardrail_pb2 as pb
 
 __all__ = [
+    "DUPLICATE_KEY",
+    "TOO_DEEP",
     "BodyError",
     "ChatBody",
     "UnscannableBody",
@@ -32,17 +34,38 @@ __all__ = [
 JsonPath = tuple[str | int, ...]
 
 
+#: UnscannableBody reasons (ScanFailed reasons in the Envoy servicers).
+TOO_DEEP = "BODY_TOO_DEEP"
+DUPLICATE_KEY = "BODY_DUPLICATE_KEY"
+_TOO_DEEP_MESSAGE = "body is JSON nested too deeply to scan"
+
+
 class BodyError(ValueError):
     """The body is not a JSON chat request we can scan."""
 
 
 class UnscannableBody(Exception):
-    """The body is JSON but cannot be walked (nested past the parser).
+    """The body is JSON but cannot be scanned as the upstream will read it.
 
     Not a BodyError: that means "not a chat request, pass it on", and a chat
     request with one deep field beside its messages would go through unscanned.
     Callers let their failure mode decide instead.
     """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class _DuplicateKey(Exception):  # not a ValueError: that reads as "not JSON"
+    pass
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise _DuplicateKey
+    return members
 
 
 @dataclass(slots=True)
@@ -213,11 +236,16 @@ def _without_lone_surrogates(value: Any) -> Any:
 
 def _load(raw: bytes) -> dict[str, Any]:
     try:
-        document = json.loads(raw)
+        document = json.loads(raw, object_pairs_hook=_unique_members)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BodyError(f"body is not JSON: {exc}") from None
     except RecursionError:
-        raise UnscannableBody("body is JSON nested too deeply to scan") from None
+        raise UnscannableBody(TOO_DEEP, _TOO_DEEP_MESSAGE) from None
+    except _DuplicateKey:
+        # json.loads keeps the last value; the body goes on as sent, and a
+        # first-wins parser upstream would read a value nobody scanned.
+        message = "body repeats a key in an object"
+        raise UnscannableBody(DUPLICATE_KEY, message) from None
     if b"\\u" in raw:
         # A \ud800 escape is valid JSON but has no UTF-8 form, so no protobuf
         # string can hold it; failing here would pass the body unscanned behind
@@ -225,7 +253,7 @@ def _load(raw: bytes) -> dict[str, Any]:
         try:
             document = _without_lone_surrogates(document)
         except RecursionError:
-            raise UnscannableBody("body is JSON nested too deeply to scan") from None
+            raise UnscannableBody(TOO_DEEP, _TOO_DEEP_MESSAGE) from None
     if not isinstance(document, dict):
         raise BodyError("body is not a JSON object")
     return document

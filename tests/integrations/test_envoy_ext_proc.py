@@ -713,3 +713,18 @@ async def test_an_answer_too_deep_to_parse_fails_closed_not_through(ext_proc):
     answers = await exchange(ext_proc, messages)
 
     assert answers[-1].immediate_response.status.code == 503
+
+
+async def test_a_duplicate_key_fails_closed_not_through(ext_proc):
+    """json.loads keeps the last of duplicate keys; the body goes upstream as sent,
+    where a first-wins parser would read the secret nobody scanned."""
+    secret = json.dumps(f"my key {aws_access_key_id()}")
+    user = f'{{"role": "user", "content": {secret}, "content": "hi"}}'
+    body = f'{{"model": "m", "messages": [{user}]}}'
+    message = ep.ProcessingRequest(
+        request_body=ep.HttpBody(body=body.encode(), end_of_stream=True)
+    )
+
+    answers = await exchange(ext_proc, [request_headers(), message])
+
+    assert answers[-1].immediate_response.status.code in (400, 503)
