@@ -14,8 +14,10 @@ caller sees everything that is over a limit at once:
 
 Limits enforced elsewhere: the gRPC receive size (server option), text size
 per string (the checker), concurrent streams per connection (HTTP/2
-SETTINGS_MAX_CONCURRENT_STREAMS, a server option: the client queues further
-streams, so there is no error to report), and the per-key rate
+SETTINGS_MAX_CONCURRENT_STREAMS, a server option; once a client has seen it,
+it queues further streams, but grpc's client refuses some of a burst that
+includes streaming calls with UNAVAILABLE instead, which is why our Python
+client bounds its own calls in flight), and the per-key rate
 (service/auth/rate_limit.py).
 
 Shortcoming: CheckStream scans each finished tool call with the default

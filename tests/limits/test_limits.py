@@ -171,9 +171,10 @@ async def test_guardrails_per_instance(stub):
 
 
 async def test_concurrent_streams_per_connection(tmp_path: Path):
-    """Past GUARDRAIL_MAX_CONCURRENT_STREAMS the client queues the stream
-    (HTTP/2 has no error for it): with one stream open, a second call on the
-    same connection does not start before the first ends."""
+    """Past GUARDRAIL_MAX_CONCURRENT_STREAMS a client that has seen the limit
+    holds the call back: with one stream open, a second call on the same
+    connection does not start before the first ends. (A burst with streaming
+    calls can still be refused: tests/clients/test_in_flight.py.)"""
     running = await start_server(
         make_settings(tmp_path, workers=1, max_concurrent_streams=1)
     )

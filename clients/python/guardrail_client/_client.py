@@ -8,11 +8,18 @@ Unary reads and ``check`` are retried on UNAVAILABLE only (``retry``, a
 ``RetryPolicy``); ``fail_open=True`` makes ``check`` return an ALLOW marked
 ``failed_open`` (with the error) when the service could not evaluate.
 Register is never retried: replacing a guardrail is not idempotent.
+
+Each client keeps at most ``max_in_flight`` calls open at once and queues the
+rest: the server refuses HTTP/2 streams past its GUARDRAIL_MAX_CONCURRENT_STREAMS
+per connection (default 100), and grpc's client does not reliably hold them
+back when streaming calls are in the mix (they fail as UNAVAILABLE, which
+fail-open would turn into an ALLOW).
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
@@ -57,6 +64,8 @@ DEFAULT_TARGET = "localhost:50051"
 DEFAULT_TIMEOUT_S = 2.0
 # A stream lives as long as the model's answer, so its deadline is longer.
 DEFAULT_STREAM_TIMEOUT_S = 120.0
+# Below the server's default GUARDRAIL_MAX_CONCURRENT_STREAMS (100).
+DEFAULT_MAX_IN_FLIGHT = 64
 
 CallerLike = Mapping[str, Any] | pb.Caller | None
 GuardrailLike = Mapping[str, Any] | pb.Guardrail
@@ -159,7 +168,10 @@ class GuardrailClient:
         root_certificates: bytes | None = None,
         client_certificate: bytes | None = None,
         client_key: bytes | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, not {max_in_flight}")
         # A channel passed in belongs to the caller, who closes it.
         self._owns_channel = channel is None
         if credentials is None and (root_certificates or client_certificate):
@@ -176,6 +188,7 @@ class GuardrailClient:
         self.stream_timeout = stream_timeout
         self.retry = retry or RetryPolicy()
         self.fail_open = fail_open
+        self._slots = threading.BoundedSemaphore(max_in_flight)
 
     def check(
         self,
@@ -196,7 +209,8 @@ class GuardrailClient:
 
         def send() -> pb.CheckResponse:
             try:
-                return self._stub.Check(request, timeout=timeout or self.timeout)
+                with self._slots:
+                    return self._stub.Check(request, timeout=timeout or self.timeout)
             except grpc.RpcError as exc:
                 raise from_rpc_error(exc) from exc
 
@@ -238,18 +252,19 @@ class GuardrailClient:
                 raise
             yield pb.CheckStreamRequest(end=pb.StreamEnd())
 
-        call = self._stub.CheckStream(
-            requests(), timeout=timeout or self.stream_timeout
-        )
-        try:
-            for response in call:
-                yield stream_event_from_proto(response)
-        except grpc.RpcError as exc:
-            if failed:
-                raise failed[0] from None
-            raise from_rpc_error(exc) from exc
-        finally:
-            call.cancel()  # a no-op when finished; frees it when abandoned
+        with self._slots:
+            call = self._stub.CheckStream(
+                requests(), timeout=timeout or self.stream_timeout
+            )
+            try:
+                for response in call:
+                    yield stream_event_from_proto(response)
+            except grpc.RpcError as exc:
+                if failed:
+                    raise failed[0] from None
+                raise from_rpc_error(exc) from exc
+            finally:
+                call.cancel()  # a no-op when finished; frees it when abandoned
 
     def register(
         self,
@@ -261,9 +276,10 @@ class GuardrailClient:
         """Create, replace or dry-run validate guardrails; one result per item."""
         requests = _register_requests(guardrails, validate_only)
         try:
-            responses = list(
-                self._stub.Register(iter(requests), timeout=timeout or self.timeout)
-            )
+            with self._slots:
+                responses = list(
+                    self._stub.Register(iter(requests), timeout=timeout or self.timeout)
+                )
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from exc
         return _register_results(requests, responses)
@@ -348,7 +364,10 @@ class AsyncGuardrailClient:
         root_certificates: bytes | None = None,
         client_certificate: bytes | None = None,
         client_key: bytes | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, not {max_in_flight}")
         self._owns_channel = channel is None
         if credentials is None and (root_certificates or client_certificate):
             credentials = tls_credentials(root_certificates, client_certificate, client_key)
@@ -372,6 +391,7 @@ class AsyncGuardrailClient:
         self.stream_timeout = stream_timeout
         self.retry = retry or RetryPolicy()
         self.fail_open = fail_open
+        self._slots = asyncio.Semaphore(max_in_flight)
 
     async def check(
         self,
@@ -392,7 +412,10 @@ class AsyncGuardrailClient:
 
         async def send() -> pb.CheckResponse:
             try:
-                return await self._stub.Check(request, timeout=timeout or self.timeout)
+                async with self._slots:
+                    return await self._stub.Check(
+                        request, timeout=timeout or self.timeout
+                    )
             except grpc.RpcError as exc:
                 raise from_rpc_error(exc) from exc
 
@@ -433,20 +456,21 @@ class AsyncGuardrailClient:
                 raise
             yield pb.CheckStreamRequest(end=pb.StreamEnd())
 
-        call = self._stub.CheckStream(
-            requests(), timeout=timeout or self.stream_timeout
-        )
-        try:
-            async for response in call:
-                yield stream_event_from_proto(response)
-        except (grpc.RpcError, asyncio.CancelledError) as exc:
-            if failed:
-                raise failed[0] from None
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            raise from_rpc_error(exc) from exc
-        finally:
-            call.cancel()
+        async with self._slots:
+            call = self._stub.CheckStream(
+                requests(), timeout=timeout or self.stream_timeout
+            )
+            try:
+                async for response in call:
+                    yield stream_event_from_proto(response)
+            except (grpc.RpcError, asyncio.CancelledError) as exc:
+                if failed:
+                    raise failed[0] from None
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                raise from_rpc_error(exc) from exc
+            finally:
+                call.cancel()
 
     async def register(
         self,
@@ -457,9 +481,12 @@ class AsyncGuardrailClient:
     ) -> list[RegisterResult]:
         """Create, replace or dry-run validate guardrails; one result per item."""
         requests = _register_requests(guardrails, validate_only)
-        call = self._stub.Register(iter(requests), timeout=timeout or self.timeout)
         try:
-            responses = [response async for response in call]
+            async with self._slots:
+                call = self._stub.Register(
+                    iter(requests), timeout=timeout or self.timeout
+                )
+                responses = [response async for response in call]
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from exc
         return _register_results(requests, responses)
