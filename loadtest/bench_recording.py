@@ -1,6 +1,7 @@
 """Recording cost per RPC: metrics + span + access line + SpendLogs row.
 
-    python loadtest/bench_recording.py [--calls 20000] [--rounds 5] [--no-write-ahead] [--json]
+    python loadtest/bench_recording.py [--calls 20000] [--rounds 5] [--json]
+                                       [--no-write-ahead]
 
 Drives the recording interceptor's wrapped handler directly with a stand-in
 ServicerContext (no sockets, no gRPC core), around a handler that fills the
@@ -279,7 +280,9 @@ def _row_build_us(calls: int) -> float:
     return (time.perf_counter() - started) * 1e6 / calls
 
 
-def measure(mode: str, calls: int, rounds: int, write_ahead: bool = True) -> dict[str, Any]:
+def measure(
+    mode: str, calls: int, rounds: int, write_ahead: bool = True
+) -> dict[str, Any]:
     os.environ.pop("OTEL_TRACES_EXPORTER", None)
     with tempfile.TemporaryDirectory() as tmp:
         built = _build(mode, Path(tmp), write_ahead)
@@ -313,7 +316,9 @@ def main() -> None:
     parser.add_argument(
         "--modes", default="no-exporter,export,contrib-export,multiprocess"
     )
-    parser.add_argument("--no-write-ahead", action="store_true", help="turn the file off")
+    parser.add_argument(
+        "--no-write-ahead", action="store_true", help="SpendLogs write-ahead file off"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -326,7 +331,8 @@ def main() -> None:
     results = []
     for mode in args.modes.split(","):
         try:
-            results.append(measure(mode, args.calls, args.rounds, not args.no_write_ahead))
+            write_ahead = not args.no_write_ahead
+            results.append(measure(mode, args.calls, args.rounds, write_ahead))
         except SystemExit as exc:
             results.append({"mode": mode, "skipped": str(exc)})
     report = {

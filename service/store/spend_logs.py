@@ -99,15 +99,15 @@ def _open_write_ahead(
     # The worker's own slot, so that its successor finds what it left. Taken
     # only when two servers of one slot share a directory (tests, a second
     # instance): then the first free spare.
-    names = [f"write-ahead-{slot}"] + [f"write-ahead-{slot}.{n}" for n in range(1, JOURNAL_SLOTS)]
-    for name in names:
+    spares = [f"write-ahead-{slot}.{n}" for n in range(1, JOURNAL_SLOTS)]
+    for name in [f"write-ahead-{slot}", *spares]:
         write_ahead = WriteAhead(base / name, max_bytes, fsync=fsync)
         try:
             left = write_ahead.open()
         except JournalBusy:
             continue
         return write_ahead, left
-    raise JournalBusy(f"all write-ahead directories of slot {slot} under {base} are in use")
+    raise JournalBusy(f"every write-ahead directory of slot {slot} in {base} is in use")
 
 
 class SpendLogWriter:
@@ -158,7 +158,10 @@ class SpendLogWriter:
         self._closing = False
         self._drops = _DropReport(metrics, self._log)
         self._not_durable = _DropReport(
-            metrics, self._log, "not_durable", "spend-log rows not made durable before the answer"
+            metrics,
+            self._log,
+            "not_durable",
+            "spend-log rows not made durable before the answer",
         )
         metrics.track_queue_depth(self.queue_depth)
 
@@ -259,13 +262,19 @@ class SpendLogWriter:
             rows, bad_bytes = WriteAhead.read(path)
             if bad_bytes:
                 # A write cut by the kill: its call had not been answered.
-                self._log.warning("spend-log write-ahead file has a torn tail",
-                                  file=str(path), bad_bytes=bad_bytes, rows=len(rows))  # fmt: skip
+                self._log.warning(
+                    "spend-log write-ahead file has a torn tail",
+                    file=str(path),
+                    bad_bytes=bad_bytes,
+                    rows=len(rows),
+                )
             for start in range(0, len(rows), self._batch_size):
                 await self._store(rows[start : start + self._batch_size])
             WriteAhead.discard(path)
             # Only an unclean exit leaves rows: worth a warning.
-            self._log.warning("spend-log write-ahead rows replayed", file=str(path), rows=len(rows))
+            self._log.warning(
+                "spend-log write-ahead rows replayed", file=str(path), rows=len(rows)
+            )
 
     async def flush(self) -> None:
         """Wait until every record submitted so far is written, journalled or failed."""
@@ -351,14 +360,15 @@ class SpendLogWriter:
         """Up to batch-size rows, or fewer when their text reaches the byte cap."""
         batch: list[Queued] = []
         size = 0
-        while self._pending and len(batch) < self._batch_size and size < self._batch_bytes:
-            queued = self._pending.popleft()
+        pending, most = self._pending, self._batch_size
+        while pending and len(batch) < most and size < self._batch_bytes:
+            queued = pending.popleft()
             batch.append(queued)
             size += row_bytes(queued[0])
         return batch
 
     def _settle(self, batch: list[Queued]) -> None:
-        """Tell the write-ahead file these rows are stored (or journalled, or counted)."""
+        """Tell the write-ahead file these rows are stored, journalled or counted."""
         write_ahead = self._write_ahead
         if write_ahead is None:
             return
@@ -414,7 +424,9 @@ class SpendLogWriter:
     def _spill_queue(self) -> None:
         batch = list(self._pending)
         self._pending.clear()
-        self._log.warning("spend-log writes are slow; queue spilled to journal", rows=len(batch))
+        self._log.warning(
+            "spend-log writes are slow; queue spilled to journal", rows=len(batch)
+        )
         self._spill([row for row, _ in batch])
         self._settle(batch)
         self._done(len(batch))
@@ -591,7 +603,7 @@ class SpendLogWriter:
 
 
 class _DropReport:
-    """Counts rows at once (dropped, by default); logs how many at most once a second."""
+    """Counts rows at once (as dropped, by default); logs them at most once a second."""
 
     def __init__(
         self,
@@ -600,8 +612,9 @@ class _DropReport:
         result: str = "dropped",
         message: str = "spend-log rows dropped",
     ) -> None:
+        self._count: Callable[[int], None]
         if result == "dropped":
-            self._count: Callable[[int], None] = partial(metrics.count_spend_rows, result)
+            self._count = partial(metrics.count_spend_rows, result)
         else:  # not one of the results Metrics binds ahead: the labelled child
             self._count = metrics.spend_rows.labels(result).inc
         self._log = log

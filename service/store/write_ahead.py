@@ -114,7 +114,9 @@ class WriteAhead:
         if self._size + len(record) > self.max_bytes:
             return None
         segment = self._active
-        if segment is None or (segment.size and segment.size + len(record) > self.segment_bytes):
+        if segment is None:
+            segment = self._rotate()
+        elif segment.size and segment.size + len(record) > self.segment_bytes:
             segment = self._rotate()
         written = os.write(segment.fd, record)
         if written != len(record):  # a full disk: what was written is a torn tail

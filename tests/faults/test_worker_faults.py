@@ -164,9 +164,8 @@ def test_sigkill_loses_no_answered_row(kill_run):
     answered = [c for c in kill_run.calls if c.ok]
     missing = [c for c in answered if kill_run.rows[c.request_id] != 1]
     assert not missing, f"{len(missing)} of {len(answered)} answered calls have no row"
-    replays = [
-        line for line in kill_run.output.splitlines() if "write-ahead rows replayed" in line
-    ]
+    lines = kill_run.output.splitlines()
+    replays = [line for line in lines if "write-ahead rows replayed" in line]
     print(f"\nSIGKILL: {len(answered)} answered, all with a row; replays: {replays}")
 
 

@@ -92,7 +92,7 @@ async def test_rows_of_a_killed_writer_are_stored_once_by_its_successor(
     ids = [r["request_id"] for r in await read_rows(database_url)]
     expected = [f"stored-{i}" for i in range(20)] + [f"queued-{i}" for i in range(150)]
     assert sorted(ids) == sorted(expected)
-    assert count(metrics, "written") == 150  # the truncated, stored rows were not replayed
+    assert count(metrics, "written") == 150  # stored rows were truncated, not replayed
     assert _wal_files(journal) == []
 
 
@@ -122,7 +122,9 @@ async def test_a_replay_skips_rows_the_database_already_has(
     assert ids == sorted(f"r{i}" for i in range(30))
 
 
-async def test_a_clean_shutdown_leaves_nothing_to_replay(sqlite_url, tmp_path, start_writer):
+async def test_a_clean_shutdown_leaves_nothing_to_replay(
+    sqlite_url, tmp_path, start_writer
+):
     writer = await start_writer(sqlite_url, slot=1, spend_log_flush_interval_s=3600)
     for i in range(50):
         writer.submit(make_record(f"c{i}"))
@@ -202,9 +204,10 @@ def test_rows_that_do_not_fit_are_refused(tmp_path):
 def log_lines() -> Iterator[io.StringIO]:
     """JSON log lines written from here on, into a buffer."""
     buffer = io.StringIO()
-    configure_logging(load_settings(log_format="json"), stream=buffer, cache_loggers=False)
+    settings = load_settings(log_format="json")
+    configure_logging(settings, stream=buffer, cache_loggers=False)
     yield buffer
-    configure_logging(load_settings(log_format="json"), cache_loggers=False)
+    configure_logging(settings, cache_loggers=False)
 
 
 async def test_a_full_file_is_counted_and_logged_and_the_row_still_stored(
@@ -212,7 +215,9 @@ async def test_a_full_file_is_counted_and_logged_and_the_row_still_stored(
 ):
     """Past the bound rows are counted not_durable; the calls and rows go on."""
     writer = await start_writer(
-        sqlite_url, spend_log_write_ahead_max_bytes=64 * 1024, spend_log_flush_interval_s=3600
+        sqlite_url,
+        spend_log_write_ahead_max_bytes=64 * 1024,
+        spend_log_flush_interval_s=3600,
     )
     for i in range(200):
         writer.submit(make_record(f"f{i}"))
@@ -245,7 +250,7 @@ def test_a_torn_tail_yields_the_whole_rows_before_it(tmp_path):
     assert [r[0] for r in rows] == ["t0", "t1", "t2"] and bad > 0
 
 
-async def test_two_writers_of_one_slot_use_separate_files(sqlite_url, tmp_path, start_writer):
+async def test_two_writers_of_one_slot_use_separate_files(sqlite_url, start_writer):
     first = await start_writer(sqlite_url, slot=0)
     second = await start_writer(sqlite_url, slot=0)
     assert first._write_ahead.directory != second._write_ahead.directory
