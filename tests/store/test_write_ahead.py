@@ -162,7 +162,7 @@ async def test_a_database_away_at_start_sends_the_replay_to_the_journal(
     assert count(metrics, "dropped") == 0
 
 
-def test_settled_segments_are_deleted_and_the_open_one_truncated(tmp_path):
+def test_settled_segments_are_deleted_and_the_open_one_emptied(tmp_path):
     """Rotation by size; a segment goes once every row in it is settled."""
     wal = WriteAhead(tmp_path, max_bytes=1 << 20)
     wal.open()
@@ -181,9 +181,26 @@ def test_settled_segments_are_deleted_and_the_open_one_truncated(tmp_path):
     for segment in segments[segments.count(first) :]:
         wal.settle(segment)
     (active,) = sorted(tmp_path.glob("rows-*.wal"))
-    assert active.stat().st_size == 0 and wal.size_bytes == 0
+    assert WriteAhead.read(active) == ([], 0) and wal.size_bytes == 0
     wal.close()
     assert sorted(tmp_path.glob("rows-*.wal")) == []
+
+
+def test_rows_settled_before_a_kill_are_not_read_again(tmp_path):
+    """The open segment starts again at its first byte; the older rows after the
+    end mark are stale and never read back."""
+    wal = WriteAhead(tmp_path, max_bytes=1 << 20)
+    wal.open()
+    settled = [wal.append(to_row(make_record(f"old{i}"))) for i in range(10)]
+    for segment in settled:
+        wal.settle(segment)
+    for i in range(3):
+        wal.append(to_row(make_record(f"new{i}")))
+    os.close(wal._lock)  # die without closing
+
+    (path,) = tmp_path.glob("rows-*.wal")
+    rows, bad = WriteAhead.read(path)
+    assert [r[0] for r in rows] == ["new0", "new1", "new2"] and bad == 0
 
 
 def test_rows_that_do_not_fit_are_refused(tmp_path):
