@@ -10,15 +10,16 @@ journal, or the dead-letter file) holds them; once every row of a segment
 is settled, a sealed segment is deleted and the open one starts again from
 its first byte (an end mark there first). Rewriting pages already in the
 page cache costs half what appending and truncating does (about 1 µs
-against 2 µs per row); the end mark keeps the stale rows after it unread. A worker that starts in the same slot, after a crash or not,
-replays what is left; inserts are idempotent on request_id, so a row that
-was committed just before the crash is not stored twice.
+against 2 µs per row); the end mark keeps the stale rows after it unread.
+A worker that starts in the same slot, after a crash or not, replays what
+is left; inserts are idempotent on request_id, so a row that was committed
+just before the crash is not stored twice.
 
 Durability: the write goes to the page cache and is not fsynced, so the row
 survives the death of the process (SIGKILL, OOM kill, a crash) but a crash
 of the host can lose the last rows, unless
-``GUARDRAIL_SPEND_LOG_WRITE_AHEAD_FSYNC`` is on (an fsync per call: safe,
-and far slower). The file is bounded: a row that does not fit is not made
+``GUARDRAIL_SPEND_LOG_WRITE_AHEAD_FSYNC`` is on (an fdatasync per call:
+safe, and far slower). The file is bounded: a row that does not fit is not made
 durable, the call still answers, and the writer counts and logs it.
 
 One process owns a slot directory at a time (an exclusive ``flock``).
