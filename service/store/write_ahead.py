@@ -119,9 +119,7 @@ class WriteAhead:
         if self._size + len(record) > self.max_bytes:
             return None
         segment = self._active
-        if segment is None:
-            segment = self._rotate()
-        elif segment.size and segment.size + len(record) > self.segment_bytes:
+        if segment is None or self._no_room(segment, len(record)):
             segment = self._rotate()
         data = record + END_MARK
         written = os.pwrite(segment.fd, data, segment.size)
@@ -133,6 +131,10 @@ class WriteAhead:
         segment.unsettled += 1
         self._size += len(record)
         return segment
+
+    def _no_room(self, segment: Segment, size: int) -> bool:
+        # An empty segment takes any row, even one larger than a segment.
+        return segment.size > 0 and segment.size + size > self.segment_bytes
 
     def _rotate(self) -> Segment:
         """Seal the open segment (deleting it if settled) and open the next."""
