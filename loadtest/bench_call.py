@@ -11,13 +11,15 @@ process CPU time (median of ``--rounds`` rounds, µs per call) on one thread:
   the response message;
 * ``servicer``: ``GuardrailServicer.Check`` with a stand-in context and a
   call record in place (the checker fills it, as under the interceptor);
-* ``recorded``: the raw request bytes through the recording interceptor's
-  wrapped handler (protobuf parse, request id, metrics, access line to
-  /dev/null, SpendLogs row queued; metrics in a worker's slot file, as
-  ``guardrail serve`` runs them), no span exporter;
-* ``recorded+row``: as ``recorded`` plus building the SpendLogs row the
-  writer task builds later on the same event loop (the database insert is
-  not included).
+* ``recorded-no-wal``: the raw request bytes through the recording
+  interceptor's wrapped handler (protobuf parse, request id, metrics, access
+  line to /dev/null, SpendLogs row built and queued; metrics in a worker's
+  slot file, as ``guardrail serve`` runs them), no span exporter, and the
+  SpendLogs write-ahead file off;
+* ``recorded``: as ``recorded-no-wal``, with the row also appended to the
+  write-ahead file before the call returns, as served. Every 1000 calls the
+  queue is emptied and its rows settled, as the writer task does after
+  storing them (the database insert is not included).
 
 The differences between layers are the costs this repository's recording,
 conversion and servicer add on top of the scan. No sockets and no gRPC
@@ -62,7 +64,6 @@ def measure(scenario_name: str, calls: int, rounds: int) -> dict[str, Any]:
     from service.checking import Checker
     from service.engine.pack import builtin_specs
     from service.registry import Registry
-    from service.store.rows import to_row
     from service.store.spend_logs import SpendLogWriter
     from service.telemetry import metrics as metrics_module
     from service.telemetry.tracing import Tracing
@@ -85,9 +86,14 @@ def measure(scenario_name: str, calls: int, rounds: int) -> dict[str, Any]:
     servicer = GuardrailServicer(  # Check needs no registry changes
         registry, checker, holdback=256, offload_chars=1 << 30, changes=None
     )
+    bare_writer = SpendLogWriter(settings, metrics)  # never opens the file
     writer = SpendLogWriter(settings, metrics)
+    writer._open_write_ahead()  # what start() does; no database, no tasks
     interceptor = RecordingInterceptor(
         metrics, Tracing(None, None), writer, worker=0
+    )
+    bare_interceptor = RecordingInterceptor(
+        metrics, Tracing(None, None), bare_writer, worker=0
     )
     handlers: dict[str, Any] = {}
 
@@ -119,6 +125,9 @@ def measure(scenario_name: str, calls: int, rounds: int) -> dict[str, Any]:
         pass
     wrapped = loop.run_until_complete(interceptor.intercept_service(continuation, _Details()))
     behavior = wrapped.unary_unary
+    bare = loop.run_until_complete(
+        bare_interceptor.intercept_service(continuation, _Details())
+    ).unary_unary
     context = _Context(
         (
             ("traceparent", TRACEPARENT),
@@ -129,7 +138,10 @@ def measure(scenario_name: str, calls: int, rounds: int) -> dict[str, Any]:
     snapshot = registry.snapshot
     plans = [checker.plan(r, None) for r in requests]
     names = [p.closed + p.open for p in plans]
-    pending = writer._pending
+
+    def empty(each: Any) -> None:
+        each._settle(list(each._pending))  # the writer task is not running here
+        each._pending.clear()
 
     def scan(n: int) -> None:
         for i in range(n):
@@ -150,15 +162,15 @@ def measure(scenario_name: str, calls: int, rounds: int) -> dict[str, Any]:
 
         loop.run_until_complete(go())
 
-    def recorded(n: int, rows: bool = False) -> None:
+    def recorded(n: int, write_ahead: bool = True) -> None:
+        call, each = (behavior, writer) if write_ahead else (bare, bare_writer)
+
         async def go() -> None:
             for i in range(n):
-                await behavior(raw[i % len(raw)], context)
-                if rows:
-                    to_row(pending.pop())
-                elif i % 1000 == 999:
-                    pending.clear()  # the writer task is not running here
-            pending.clear()
+                await call(raw[i % len(raw)], context)
+                if i % 1000 == 999:
+                    empty(each)
+            empty(each)
 
         loop.run_until_complete(go())
 
@@ -166,8 +178,8 @@ def measure(scenario_name: str, calls: int, rounds: int) -> dict[str, Any]:
         "scan": scan,
         "checker": check,
         "servicer": serve,
+        "recorded-no-wal": lambda n: recorded(n, write_ahead=False),
         "recorded": recorded,
-        "recorded+row": lambda n: recorded(n, rows=True),
     }
     for run in layers.values():
         run(1000)  # warm up
@@ -186,7 +198,7 @@ def measure(scenario_name: str, calls: int, rounds: int) -> dict[str, Any]:
             "checker_over_scan": round(medians["checker"] - medians["scan"], 1),
             "servicer_over_checker": round(medians["servicer"] - medians["checker"], 1),
             "recording_over_servicer": round(medians["recorded"] - medians["servicer"], 1),
-            "row_build": round(medians["recorded+row"] - medians["recorded"], 1),
+            "write_ahead": round(medians["recorded"] - medians["recorded-no-wal"], 1),
         },
         "load_average": os.getloadavg(),
     }

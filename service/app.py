@@ -165,7 +165,9 @@ async def _start(
     opened.callback(tracing.shutdown)
     metrics = Metrics.start(settings)
     opened.callback(metrics.stop)
-    writer = SpendLogWriter(settings, metrics)
+    # The slot's write-ahead rows, left by a killed predecessor, are stored
+    # before this worker serves.
+    writer = SpendLogWriter(settings, metrics, slot=worker)
     await writer.start()
     opened.push_async_callback(writer.aclose)
     registry = _load_registry()

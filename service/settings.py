@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     # outage journal directory; None: beside the SQLite file, else ./guardrail-journal
     spend_log_journal_path: Path | None = None
     spend_log_journal_max_bytes: int = Field(1024**3, ge=64 * 1024)  # past it rows drop
+    # per worker slot: rows written before the answer, until stored; 0 turns it off
+    spend_log_write_ahead_max_bytes: int = Field(256 * 1024**2, ge=0)
+    # fsync each write-ahead row: survives a host crash too, at a cost per call
+    spend_log_write_ahead_fsync: bool = False
     # rows older than this are deleted (PostgreSQL: whole daily partitions); 0 keeps all
     spend_log_retention_days: int = Field(30, ge=0)
     spend_log_store_content: bool = False  # masked payload into messages/response

@@ -1,8 +1,10 @@
 """The SpendLogs writer: one row per RPC, written in batches off the hot path.
 
-``submit`` only appends to a bounded in-memory queue; it never awaits and
-never touches the disk. A background task turns records into rows and
-writes batches by count, bytes and time:
+``submit`` builds the row, appends it to this worker slot's write-ahead file
+(one ``write(2)``, no fsync; see ``service.store.write_ahead``) so that it
+outlives a killed process, and queues it in a bounded in-memory queue; it
+never awaits. A background task writes batches by count, bytes and time,
+and tells the write-ahead file which rows are stored, so it stays small:
 
 * a transient failure (connection lost, timeout, lock, serialization) is
   retried with exponential backoff and jitter, then the batch spills to the
@@ -21,7 +23,10 @@ writes batches by count, bytes and time:
   than drop or grow without bound.
 
 Rows are lost only when the journal is full; they are counted ``dropped``
-and logged with how many.
+and logged with how many. A worker that starts in a slot first stores what
+the slot's write-ahead file holds (rows a killed predecessor answered but
+had not stored). A row that does not fit in the write-ahead file is counted
+``not_durable`` and logged; it is still queued and written as usual.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -43,6 +49,7 @@ from service.store.dead_letters import DeadLetters
 from service.store.errors import StoreRejected, StoreUnavailable
 from service.store.journal import Journal, JournalBusy
 from service.store.rows import SpendLogRow, row_bytes, to_row
+from service.store.write_ahead import Segment, WriteAhead
 from service.telemetry.logging import get_logger
 from service.telemetry.metrics import Metrics
 from service.types import CallRecord
@@ -59,6 +66,8 @@ MAINTENANCE_INTERVAL_S = 3600.0  # partitions ahead and retention
 JOURNAL_SLOTS = 64  # worker processes that can each own a journal directory
 OVERFLOW_CHUNK = 128  # overflow rows journalled per step before yielding the loop
 T = TypeVar("T")
+# A queued row and the write-ahead segment that holds it (None: not durable).
+Queued = tuple[SpendLogRow, Segment | None]
 
 
 def journal_directory(settings: Settings) -> Path:
@@ -84,6 +93,23 @@ def _open_journal(base: Path, max_bytes: int) -> Journal:
     raise JournalBusy(f"all {JOURNAL_SLOTS} journal slots under {base} are in use")
 
 
+def _open_write_ahead(
+    base: Path, slot: int, max_bytes: int, fsync: bool
+) -> tuple[WriteAhead, list[Path]]:
+    # The worker's own slot, so that its successor finds what it left. Taken
+    # only when two servers of one slot share a directory (tests, a second
+    # instance): then the first free spare.
+    spares = [f"write-ahead-{slot}.{n}" for n in range(1, JOURNAL_SLOTS)]
+    for name in [f"write-ahead-{slot}", *spares]:
+        write_ahead = WriteAhead(base / name, max_bytes, fsync=fsync)
+        try:
+            left = write_ahead.open()
+        except JournalBusy:
+            continue
+        return write_ahead, left
+    raise JournalBusy(f"every write-ahead directory of slot {slot} in {base} is in use")
+
+
 class SpendLogWriter:
     """Implements ``SpendLogSink``: never blocks, never raises into the RPC."""
 
@@ -94,6 +120,7 @@ class SpendLogWriter:
         *,
         backend: SpendLogBackend | None = None,
         table: str = "spend_logs",
+        slot: int = 0,
     ) -> None:
         url = settings.database_url.get_secret_value()
         self._backend = backend or open_backend(url, table)
@@ -107,14 +134,16 @@ class SpendLogWriter:
         self._store_content = settings.spend_log_store_content
         self._journal_base = journal_directory(settings)
         self._journal: Journal | None = None
+        self._slot = slot
+        self._write_ahead: WriteAhead | None = None
         self._dead: DeadLetters | None = None
         self._metrics = metrics
         self._log = get_logger("service.store.spend_logs")
         # A deque, not asyncio.Queue: append is cheaper than put_nowait, and
         # the writer is woken only when a batch is full, not on every row.
-        self._pending: deque[CallRecord] = deque()
-        # Records that found the queue full, journalled by _overflow_loop.
-        self._overflow: deque[CallRecord] = deque()
+        self._pending: deque[Queued] = deque()
+        # Rows that found the queue full, journalled by _overflow_loop.
+        self._overflow: deque[Queued] = deque()
         self._overflow_wakeup = asyncio.Event()
         self._overflow_logged = 0.0
         self._accepted = 0
@@ -128,6 +157,12 @@ class SpendLogWriter:
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self._drops = _DropReport(metrics, self._log)
+        self._not_durable = _DropReport(
+            metrics,
+            self._log,
+            "not_durable",
+            "spend-log rows not made durable before the answer",
+        )
         metrics.track_queue_depth(self.queue_depth)
 
     # -- the hot path ---------------------------------------------------------
@@ -136,18 +171,39 @@ class SpendLogWriter:
         return float(len(self._pending))
 
     def submit(self, record: CallRecord) -> None:
-        """Queue one record; when the queue is full, it overflows to the journal."""
+        """Make one record's row durable and queue it; a full queue overflows to
+        the journal. Called before the answer goes, so the row outlives a kill."""
+        try:
+            row = to_row(record, store_content=self._store_content)
+        except Exception:
+            self._metrics.count_spend_rows("failed")
+            self._log.exception("spend-log row not built", request_id=record.request_id)
+            return
+        queued = (row, self._make_durable(row))
         self._accepted += 1
-        # Once anything overflows, later records follow it, keeping their order.
+        # Once anything overflows, later rows follow it, keeping their order.
         if self._overflow or len(self._pending) >= self._capacity:
-            self._overflow.append(record)
+            self._overflow.append(queued)
             self._overflow_wakeup.set()
             if len(self._overflow) > self._capacity and self._journal is not None:
                 self._journal_overflow()  # the loop is starved: bound the memory
             return
-        self._pending.append(record)
+        self._pending.append(queued)
         if len(self._pending) >= self._batch_size:
             self._wakeup.set()
+
+    def _make_durable(self, row: SpendLogRow) -> Segment | None:
+        write_ahead = self._write_ahead
+        if write_ahead is None:
+            return None  # not started (benchmarks), or turned off
+        try:
+            segment = write_ahead.append(row)
+        except OSError as exc:  # a full or failing disk: the call still answers
+            self._not_durable.add(1, f"write-ahead file: {type(exc).__name__}")
+            return None
+        if segment is None:
+            self._not_durable.add(1, "write-ahead file full")
+        return segment
 
     # -- life cycle -----------------------------------------------------------
 
@@ -161,7 +217,9 @@ class SpendLogWriter:
         max_bytes = self._settings.spend_log_journal_max_bytes
         self._journal = journal = _open_journal(self._journal_base, max_bytes)
         self._dead = DeadLetters(journal.directory / "dead-letter.jsonl", max_bytes)
+        left: list[Path] = []
         try:
+            left = self._open_write_ahead()
             async with asyncio.timeout(self._timeout):
                 await self._backend.open()
         except (StoreUnavailable, TimeoutError) as exc:
@@ -169,7 +227,11 @@ class SpendLogWriter:
             self._log.warning("spend-log database unreachable; journalling", error=_name(exc))
         except BaseException:
             journal.close()
+            if self._write_ahead is not None:
+                self._write_ahead.close()
             raise
+        # Before serving: what a killed predecessor in this slot answered.
+        await self._replay_write_ahead(left)
         self._tasks = [
             asyncio.create_task(self._run(), name="spend-log-writer"),
             asyncio.create_task(self._replay_loop(), name="spend-log-replay"),
@@ -178,6 +240,44 @@ class SpendLogWriter:
         ]
         if self._journal.pending or not self._db_ok:
             self._replay_wakeup.set()
+
+    def _open_write_ahead(self) -> list[Path]:
+        """Take this slot's write-ahead file; the files left to replay."""
+        max_bytes = self._settings.spend_log_write_ahead_max_bytes
+        if max_bytes == 0:
+            return []
+        fsync = self._settings.spend_log_write_ahead_fsync
+        self._write_ahead, left = _open_write_ahead(
+            self._journal_base, self._slot, max_bytes, fsync
+        )
+        return left
+
+    async def _replay_write_ahead(self, left: list[Path]) -> None:
+        """Store the rows an earlier process of this slot answered but did not store.
+
+        Inserts are idempotent, so rows it had stored already are skipped; with
+        the database away they go to the journal, like any other row.
+        """
+        for path in left:
+            rows, bad_bytes = WriteAhead.read(path)
+            if not rows and not bad_bytes:  # every row was stored
+                WriteAhead.discard(path)
+                continue
+            if bad_bytes:
+                # A write cut by the kill: its call had not been answered.
+                self._log.warning(
+                    "spend-log write-ahead file has a torn tail",
+                    file=str(path),
+                    bad_bytes=bad_bytes,
+                    rows=len(rows),
+                )
+            for start in range(0, len(rows), self._batch_size):
+                await self._store(rows[start : start + self._batch_size])
+            WriteAhead.discard(path)
+            # Only an unclean exit leaves rows: worth a warning.
+            self._log.warning(
+                "spend-log write-ahead rows replayed", file=str(path), rows=len(rows)
+            )
 
     async def flush(self) -> None:
         """Wait until every record submitted so far is written, journalled or failed."""
@@ -220,6 +320,9 @@ class SpendLogWriter:
             await asyncio.gather(*self._tasks[1:-1], return_exceptions=True)
             self._tasks = []
         self._drops.report()
+        self._not_durable.report()
+        if self._write_ahead is not None:
+            self._write_ahead.close()  # every row is stored or journalled: nothing left
         if self._journal is not None:
             self._journal.close()
         if self._dead is not None:
@@ -249,28 +352,39 @@ class SpendLogWriter:
 
     async def _drain(self) -> None:
         while self._pending:
-            count, rows = self._take_batch()
+            batch = self._take_batch()
             try:
-                await self._store(rows)
+                await self._store([row for row, _ in batch])
+                self._settle(batch)  # not after a bug: a restart replays them
             finally:
-                self._done(count)
+                self._done(len(batch))
 
-    def _take_batch(self) -> tuple[int, list[SpendLogRow]]:
-        """Up to batch-size records, or fewer when their text reaches the byte cap."""
-        rows: list[SpendLogRow] = []
-        size = taken = 0
-        while self._pending and taken < self._batch_size and size < self._batch_bytes:
-            record = self._pending.popleft()
-            taken += 1
-            try:
-                row = to_row(record, store_content=self._store_content)
-            except Exception:
-                self._metrics.count_spend_rows("failed")
-                self._log.exception("spend-log row not built", request_id=record.request_id)
-                continue
-            rows.append(row)
-            size += row_bytes(row)
-        return taken, rows
+    def _take_batch(self) -> list[Queued]:
+        """Up to batch-size rows, or fewer when their text reaches the byte cap."""
+        batch: list[Queued] = []
+        size = 0
+        pending, most = self._pending, self._batch_size
+        while pending and len(batch) < most and size < self._batch_bytes:
+            queued = pending.popleft()
+            batch.append(queued)
+            size += row_bytes(queued[0])
+        return batch
+
+    def _settle(self, batch: list[Queued]) -> None:
+        """Tell the write-ahead file these rows are stored, journalled or counted."""
+        write_ahead = self._write_ahead
+        if write_ahead is None:
+            return
+        # Neighbours share a segment: one call per run of them.
+        segment, count = None, 0
+        for _, each in batch:
+            if each is not segment:
+                if segment is not None:
+                    write_ahead.settle(segment, count)
+                segment, count = each, 0
+            count += 1
+        if segment is not None:
+            write_ahead.settle(segment, count)
 
     def _done(self, count: int) -> None:
         self._finished += count
@@ -311,13 +425,14 @@ class SpendLogWriter:
                 self._spill_queue()
 
     def _spill_queue(self) -> None:
-        count, rows = len(self._pending), []
-        while self._pending:
-            taken, batch = self._take_batch()
-            rows.extend(batch)
-        self._log.warning("spend-log writes are slow; queue spilled to journal", rows=count)
-        self._spill(rows)
-        self._done(count)
+        batch = list(self._pending)
+        self._pending.clear()
+        self._log.warning(
+            "spend-log writes are slow; queue spilled to journal", rows=len(batch)
+        )
+        self._spill([row for row, _ in batch])
+        self._settle(batch)
+        self._done(len(batch))
 
     def _spill(self, rows: Sequence[SpendLogRow]) -> None:
         journal = self._journal
@@ -349,18 +464,13 @@ class SpendLogWriter:
             await asyncio.sleep(0)  # let RPCs run between two batches
 
     def _journal_overflow(self) -> None:
-        """Journal up to one chunk of overflowing records, oldest first."""
-        rows: list[SpendLogRow] = []
-        taken = 0
-        while self._overflow and taken < OVERFLOW_CHUNK:
-            record = self._overflow.popleft()
-            taken += 1
-            try:
-                rows.append(to_row(record, store_content=self._store_content))
-            except Exception:
-                self._metrics.count_spend_rows("failed")
-                self._log.exception("spend-log row not built", request_id=record.request_id)
-        self._spill(rows)
+        """Journal up to one chunk of overflowing rows, oldest first."""
+        batch: list[Queued] = []
+        while self._overflow and len(batch) < OVERFLOW_CHUNK:
+            batch.append(self._overflow.popleft())
+        self._spill([row for row, _ in batch])
+        self._settle(batch)
+        taken = len(batch)
         self._done(taken)
         if time.monotonic() - self._overflow_logged >= DROP_WARNING_INTERVAL_S:
             self._overflow_logged = time.monotonic()
@@ -496,23 +606,35 @@ class SpendLogWriter:
 
 
 class _DropReport:
-    """Counts dropped rows at once; logs how many at most once a second."""
+    """Counts rows at once (as dropped, by default); logs them at most once a second."""
 
-    def __init__(self, metrics: Metrics, log: FilteringBoundLogger) -> None:
-        self._metrics = metrics
+    def __init__(
+        self,
+        metrics: Metrics,
+        log: FilteringBoundLogger,
+        result: str = "dropped",
+        message: str = "spend-log rows dropped",
+    ) -> None:
+        self._count: Callable[[int], None]
+        if result == "dropped":
+            self._count = partial(metrics.count_spend_rows, result)
+        else:  # not one of the results Metrics binds ahead: the labelled child
+            self._count = metrics.spend_rows.labels(result).inc
         self._log = log
+        self._result = result
+        self._message = message
         self._unreported: dict[str, int] = {}
         self._last = 0.0
 
     def add(self, count: int, why: str) -> None:
-        self._metrics.count_spend_rows("dropped", count)
+        self._count(count)
         self._unreported[why] = self._unreported.get(why, 0) + count
         if time.monotonic() - self._last >= DROP_WARNING_INTERVAL_S:
             self.report()
 
     def report(self) -> None:
         for why, count in self._unreported.items():
-            self._log.warning("spend-log rows dropped", dropped=count, reason=why)
+            self._log.warning(self._message, **{self._result: count}, reason=why)
         self._unreported.clear()
         self._last = time.monotonic()
 

@@ -4,11 +4,12 @@ Each scenario runs ``python -m service serve`` with two workers and SQLite
 SpendLogs, keeps several connections busy with Check calls, injects the
 fault, and then compares what the callers saw with the rows on disk.
 
-Known gaps these tests pin down (each test says which):
-* SIGKILL: a worker answers before the row is written; rows still queued in
-  its memory (up to ``spend_log_flush_interval_s``, 0.2 s) die with it.
-  ``test_sigkill_loses_no_answered_row`` is the issue's requirement, marked
-  xfail until rows are made durable before the answer.
+SIGKILL: a worker answers before the row is in the database, but not before
+it is in the worker slot's write-ahead file; the replacement worker stores
+what its killed predecessor left there before it serves, so no answered
+call loses its row (``test_sigkill_loses_no_answered_row``).
+
+Known gap this file pins down:
 * SIGTERM: a few calls that arrive as the gRPC server shuts down are
   cancelled inside grpc core (CANCELLED, no request id, no row) rather than
   refused with UNAVAILABLE; clients that retry only UNAVAILABLE will not
@@ -157,17 +158,15 @@ def test_sigkill_loses_only_rows_still_queued_in_the_victim(kill_run):
     )
 
 
-@pytest.mark.xfail(
-    reason="known gap: a worker answers before its row is written; rows still "
-    "in its in-memory SpendLogs queue (up to spend_log_flush_interval_s) die "
-    "with it on SIGKILL. Passes only when no row was queued at the kill.",
-    strict=False,
-)
 def test_sigkill_loses_no_answered_row(kill_run):
-    """The issue's requirement: no answered call loses its row, even on SIGKILL."""
+    """The issue's requirement: no answered call loses its row, even on SIGKILL
+    (its row was in the slot's write-ahead file; the replacement stored it)."""
     answered = [c for c in kill_run.calls if c.ok]
     missing = [c for c in answered if kill_run.rows[c.request_id] != 1]
     assert not missing, f"{len(missing)} of {len(answered)} answered calls have no row"
+    lines = kill_run.output.splitlines()
+    replays = [line for line in lines if "write-ahead rows replayed" in line]
+    print(f"\nSIGKILL: {len(answered)} answered, all with a row; replays: {replays}")
 
 
 def _watch_health(service, statuses: list[int | None], stop: threading.Event) -> None:

@@ -99,15 +99,16 @@ def metrics() -> Metrics:
 def start_writer(
     tmp_path: Path, metrics: Metrics
 ) -> Callable[..., Awaitable[SpendLogWriter]]:
-    """Start a writer on a URL, journalling under tmp_path; closed at the end."""
+    """Start a writer on a URL and worker slot, journalling under tmp_path."""
 
-    async def start(url: str, **overrides: object) -> SpendLogWriter:
+    async def start(url: str, slot: int = 0, **overrides: object) -> SpendLogWriter:
         values: dict[str, object] = {
             "spend_log_flush_interval_s": 0.05,
             "spend_log_journal_path": tmp_path / "journal",
             **overrides,
         }
-        writer = SpendLogWriter(load_settings(database_url=url, **values), metrics)
+        settings = load_settings(database_url=url, **values)
+        writer = SpendLogWriter(settings, metrics, slot=slot)
         await writer.start()
         return writer
 

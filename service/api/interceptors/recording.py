@@ -427,6 +427,8 @@ class RecordingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         except Exception as exc:
             self._sink_failed("access_log", exc)
         try:
+            # Writes the row to the slot's write-ahead file: done before the
+            # answer goes, so a killed worker's successor can store it.
             self.spend_log.submit(record)
         except Exception as exc:
             self._sink_failed("spend_log", exc)
