@@ -22,8 +22,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from service.api.convert import spec_to_pb
-from service.errors import GuardrailError, NotFoundError, UnavailableError
-from service.registry import Registry, RegistryChanges
+from service.errors import GuardrailError, UnavailableError
+from service.registry import Registry, RegistryChanges, unknown_guardrails
 from service.registry_changes import apply_wire_state
 from service.store.registry_store import HistoryEntry
 from service.types import GuardrailSpec
@@ -116,7 +116,7 @@ class WorkerLink:
             raise UnavailableError("the change did not reach every worker in time") from None
         if reply.get("missing"):
             name = message.get("name", "")
-            raise NotFoundError(f"unknown guardrail(s): {name}", resource_names=[name])
+            raise unknown_guardrails([name])
         if "error" in reply:
             raise UnavailableError(reply["error"])
         return reply

@@ -20,12 +20,14 @@ compiled once and reused while they stay unchanged.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Protocol
 
 from service.engine import CompiledGuardrail, Scanner, compile_guardrail
+from service.engine.compiler import is_valid_name
 from service.errors import FailedPreconditionError, NotFoundError
 from service.types import Direction, GuardrailSpec
 
@@ -35,7 +37,21 @@ __all__ = [
     "RegistryChanges",
     "Snapshot",
     "StoredSpec",
+    "unknown_guardrails",
 ]
+
+
+def unknown_guardrails(names: Sequence[str]) -> NotFoundError:
+    """NOT_FOUND for names no guardrail has. A name that could not be one
+    (``is_valid_name``) may be anything pasted by mistake, a credential
+    included: it is shown only by its length and a hash prefix."""
+    shown = [name if is_valid_name(name) else _anonymous(name) for name in names]
+    return NotFoundError(f"unknown guardrail(s): {', '.join(shown)}", resource_names=shown)
+
+
+def _anonymous(name: str) -> str:
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"<invalid name of {len(name)} characters, sha256 {digest}>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,9 +128,7 @@ class Snapshot:
                 f"guardrail(s) disabled: {', '.join(off)}", reason="GUARDRAIL_DISABLED"
             )
         if unknown:
-            raise NotFoundError(
-                f"unknown guardrail(s): {', '.join(unknown)}", resource_names=unknown
-            )
+            raise unknown_guardrails(unknown)
         return [self.guardrails[n] for n in dict.fromkeys(names)]
 
     def describe(self, name: str) -> tuple[GuardrailSpec, GuardrailInfo]:
@@ -124,7 +138,7 @@ class Snapshot:
         elif name in self.disabled:
             spec = self.disabled[name]
         else:
-            raise NotFoundError(f"unknown guardrail(s): {name}", resource_names=[name])
+            raise unknown_guardrails([name])
         return spec, self.info.get(name, _BUILTIN_INFO if spec.builtin else GuardrailInfo("api"))
 
     def names(self) -> list[str]:
@@ -200,7 +214,7 @@ class Registry:
                 " with disabled set to turn it off",
                 reason="BUILTIN_GUARDRAIL",
             )
-        raise NotFoundError(f"unknown guardrail(s): {name}", resource_names=[name])
+        raise unknown_guardrails([name])
 
     def register(self, spec: GuardrailSpec) -> tuple[GuardrailSpec, int]:
         """Compile and put in force (in memory only); (stored spec, new generation)."""

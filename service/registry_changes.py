@@ -25,8 +25,8 @@ from guardrail.v1 import guardrail_pb2 as pb
 
 from service.api.convert import spec_to_mapping, spec_to_pb
 from service.engine import spec_from_mapping
-from service.errors import NotFoundError, UnavailableError
-from service.registry import Registry, StoredSpec
+from service.errors import UnavailableError
+from service.registry import Registry, StoredSpec, unknown_guardrails
 from service.store.errors import StoreError
 from service.store.registry_store import Put, RegistryState, RegistryStore
 from service.telemetry.logging import get_logger
@@ -161,7 +161,7 @@ class StoredRegistry:
         async with self._lock:
             generation = await self._guard(self._store.delete(name, actor=actor))
             if generation is None:
-                raise NotFoundError(f"unknown guardrail(s): {name}", resource_names=[name])
+                raise unknown_guardrails([name])
             await self._reload()
         return generation
 
