@@ -15,6 +15,9 @@ from typing import Any
 
 from service.auth.keys import SCOPES, hash_key, key_id, new_key
 
+# A key is a password that never changes hands by hand: short ones are guessable.
+MIN_KEY_CHARS = 20
+
 __all__ = ["add_commands"]
 
 
@@ -49,6 +52,13 @@ def _cmd_hash(args: argparse.Namespace) -> int:
     key = sys.stdin.readline().strip()
     if not key:
         print("guardrail keys hash: give the key on stdin", file=sys.stderr)
+        return 2
+    if len(key) < MIN_KEY_CHARS:
+        print(
+            f"guardrail keys hash: a key needs at least {MIN_KEY_CHARS} characters "
+            "to resist guessing ('guardrail keys new' makes one)",
+            file=sys.stderr,
+        )
         return 2
     print(json.dumps(_entry(key, args)))
     return 0

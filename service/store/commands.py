@@ -47,7 +47,7 @@ def add_commands(subparsers: Any) -> None:
         "--decision", choices=["ALLOW", "MASK", "BLOCK", "FLAG"], default="",
         type=str.upper,
     )  # fmt: skip
-    logs.add_argument("--limit", type=int, default=50, metavar="N")
+    logs.add_argument("--limit", type=_positive, default=50, metavar="N")
     logs.add_argument("--json", action="store_true", help="one JSON object a line")
     logs.set_defaults(handler=_cmd_logs)
 
@@ -136,3 +136,13 @@ def _line(row: dict[str, Any]) -> str:
         f"{row['status']:<7}", f"{row['grpc_code']:<17}", f"{row['decision'] or '-':<5}",
         f"{row['request_duration_ms']:8.2f}ms", ",".join(rules) or error or "-",
     ])  # fmt: skip
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value

@@ -48,10 +48,10 @@ def test_keys_new_prints_a_key_and_an_entry_holding_only_its_hash(
 
 
 def test_keys_hash_reads_the_key_from_stdin(capsys, monkeypatch):
-    monkeypatch.setattr("sys.stdin", io.StringIO("gr_existing-key\n"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("gr_existing-key-of-the-team\n"))
     assert main(["keys", "hash", "--scopes", "admin", "--name", "ops"]) == 0
     entry = json.loads(capsys.readouterr().out)
-    assert entry == {"name": "ops", "hash": hash_key("gr_existing-key"), "team": "",
+    assert entry == {"name": "ops", "hash": hash_key("gr_existing-key-of-the-team"), "team": "",
                      "tenant": "", "scopes": ["admin"]}  # fmt: skip
 
 
@@ -126,3 +126,11 @@ def test_keys_past_the_probe_window_reuse_a_slot_leniently(tmp_path):
     buckets = SharedBuckets(tmp_path / "rate-limit.bin", slots=4)
     waits = [buckets.take(f"key-{i}", 1.0, 1.0, now=1.0) for i in range(50)]
     assert waits == [0.0] * 50
+
+
+def test_keys_hash_refuses_a_key_too_short_to_be_secret(capsys, monkeypatch):
+    """A short key is guessable: hashing it for the keys file is refused."""
+    monkeypatch.setattr("sys.stdin", io.StringIO("abc\n"))
+
+    assert main(["keys", "hash"]) == 2
+    assert "at least" in capsys.readouterr().err

@@ -106,3 +106,26 @@ def test_health_unreachable_exits_1(capsys):
     """An unreachable server is not healthy: exit 1 with the status on stderr."""
     assert cli.main(["health", "--target", "127.0.0.1:1", "--timeout", "0.3"]) == 1
     assert capsys.readouterr().err.strip()
+
+
+def test_output_into_a_closed_pipe_ends_without_a_traceback():
+    """`guardrail ... | head` closes the pipe early: no BrokenPipe traceback."""
+    import os
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "service", "keys", "new"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+
+    assert b"Traceback" not in done.stderr, done.stderr.decode()
+    assert done.returncode != 0

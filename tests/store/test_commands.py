@@ -82,3 +82,13 @@ async def test_logs_on_a_missing_table_fails_cleanly(tmp_path, monkeypatch, caps
 
     assert code == 1
     assert capsys.readouterr().err.startswith("guardrail logs: ")
+
+
+@pytest.mark.parametrize("limit", ["0", "-5", "many"])
+def test_logs_refuses_a_limit_that_is_not_a_positive_number(sqlite_url, monkeypatch, capsys, limit):
+    """--limit 0 or below is a usage error (exit 2), not one row printed anyway."""
+    with pytest.raises(SystemExit) as exited:
+        _cli(monkeypatch, sqlite_url, "logs", "--limit", limit)
+
+    assert exited.value.code == 2
+    assert "--limit" in capsys.readouterr().err
