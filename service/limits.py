@@ -20,8 +20,6 @@ includes streaming calls with UNAVAILABLE instead, which is why our Python
 client bounds its own calls in flight), and the per-key rate
 (service/auth/rate_limit.py).
 
-Shortcoming: CheckStream scans each finished tool call with the default
-JSON depth (service/api/payload.py's MAX_JSON_DEPTH), not the setting.
 """
 
 from __future__ import annotations

@@ -112,6 +112,7 @@ class GuardrailServicer(pb_grpc.GuardrailServiceServicer):
             request_iterator,
             holdback=self._holdback,
             policy=self._checker.policy,
+            max_json_depth=self._checker.limits.max_json_depth,
         )
 
     async def Register(

@@ -17,7 +17,7 @@ from guardrail.v1 import guardrail_pb2 as pb
 
 from service.api.call_context import current_call
 from service.api.convert import caller_from_pb, decision_to_pb, findings_to_pb
-from service.api.payload import extract_segments, masked_payload
+from service.api.payload import MAX_JSON_DEPTH, extract_segments, masked_payload
 from service.checking import Selection, outcome_pb, resolve_direction, select_guardrails
 from service.decide import decision_for, direction_reason, not_run
 from service.engine import mask_text
@@ -110,8 +110,10 @@ class _Session:
         selection: Selection,
         direction: Direction,
         holdback: Holdback,
+        max_json_depth: int = MAX_JSON_DEPTH,
     ) -> None:
         self.engine = engine
+        self.max_json_depth = max_json_depth
         self.selection = selection
         self.direction = direction
         self.holdback = holdback
@@ -187,7 +189,10 @@ class _Session:
     def _scan_call(self, call: ToolCallText) -> pb.CheckStreamResponse | None:
         tool_call = pb.ToolCall(id=call.id, name=call.name, arguments_json=call.arguments)
         payload = pb.Payload(messages=[pb.Message(role="assistant", tool_calls=[tool_call])])
-        segments = extract_segments(payload)
+        try:
+            segments = extract_segments(payload, max_json_depth=self.max_json_depth)
+        except InvalidArgumentError as exc:
+            raise _relocated_error(exc, call.path) from None
         found = self.engine.scanner.scan(segments, self.selection.names).findings
         located = [_relocated(f, call.path) for f in found]
         self.call_findings.extend(located)
@@ -267,6 +272,19 @@ def _stream_selection(selection: Selection) -> tuple[Selection, list[GuardrailOu
         )
     ran = [g for g in selection.ran if g not in unsupported]
     return dataclasses.replace(selection, ran=ran), outcomes
+
+
+def _relocated_error(error: InvalidArgumentError, call_path: str) -> InvalidArgumentError:
+    """The error of the payload built to scan a call, in the stream's own paths."""
+
+    def moved(text: str) -> str:
+        return text.replace(_SCANNED_CALL, call_path)
+
+    return InvalidArgumentError(
+        moved(error.message),
+        [FieldViolation(moved(v.field), v.description) for v in error.violations],
+        reason=error.reason,
+    )
 
 
 def _relocated(finding: Finding, call_path: str) -> Finding:
@@ -353,6 +371,7 @@ async def run_check_stream(
     *,
     holdback: int,
     policy: Policy = EMPTY_POLICY,
+    max_json_depth: int = MAX_JSON_DEPTH,
 ) -> AsyncIterator[pb.CheckStreamResponse]:
     """The CheckStream handler; ``holdback`` caps the derived hold-back."""
     opened = await _open(requests)
@@ -371,7 +390,7 @@ async def run_check_stream(
     selection, unsupported = _stream_selection(selection)
     engine = engine_for(snapshot)
     limits = engine.holdback(selection.names, holdback)
-    session = _Session(engine, selection, direction, limits)
+    session = _Session(engine, selection, direction, limits, max_json_depth)
     session.unsupported = unsupported
     _start_record(record, opened, snapshot, session)
 

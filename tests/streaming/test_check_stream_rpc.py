@@ -8,6 +8,7 @@ import json
 import grpc
 import pytest
 from guardrail.v1 import guardrail_pb2 as pb
+from guardrail.v1 import guardrail_pb2_grpc as pb_grpc
 
 from tests.conftest import spend_rows
 from tests.streaming.helpers import (
@@ -251,3 +252,30 @@ async def test_protocol_error_is_recorded_as_error(server, stub):
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     [row] = await stream_rows(server)
     assert json.loads(row["metadata"])["stream_end"] == "error"
+
+
+async def test_tool_call_arguments_obey_the_json_depth_setting(tmp_path):
+    """GUARDRAIL_MAX_JSON_DEPTH holds in CheckStream too; the error names the stream's path."""
+    from service.app import start_server
+    from tests.conftest import make_settings
+
+    running = await start_server(make_settings(tmp_path, max_json_depth=3))
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = pb_grpc.GuardrailServiceStub(channel)
+            deep = json.dumps({"a": {"b": {"c": {"d": {"e": 1}}}}})
+            delta = pb.ToolCallDelta(index=0, id="c", name="f", arguments_fragment=deep)
+            requests = [
+                opening(),
+                pb.CheckStreamRequest(chunk=pb.StreamChunk(tool_calls=[delta])),
+                pb.CheckStreamRequest(chunk=pb.StreamChunk(finish_reason="tool_calls")),
+            ]
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await collect(stub, requests)
+    finally:
+        await running.stop(grace=1.0)
+
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = raised.value.details() or ""
+    assert "3 levels" in details
+    assert "choices[0].tool_calls[0]" in details and "messages[0]" not in details
