@@ -35,14 +35,22 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from service.engine import CompiledGuardrail, Scanner, mask_text
 from service.engine.normalize import INVISIBLE_CODEPOINTS
 from service.engine.width import encoded_width, guardrail_width
 from service.registry import Snapshot
-from service.types import Action, Finding, GuardrailOutcome, GuardrailStatus, Segment
+from service.decide import effective_action
+from service.types import (
+    Action,
+    Finding,
+    GuardrailMode,
+    GuardrailOutcome,
+    GuardrailStatus,
+    Segment,
+)
 
 __all__ = [
     "Holdback",
@@ -130,12 +138,22 @@ def engine_for(snapshot: Snapshot) -> StreamEngine:
 
 
 class ScoreBook:
-    """Rule ids each guardrail matched so far in one stream, and what follows."""
+    """Rule ids each guardrail matched so far in one stream, and what follows.
 
-    __slots__ = ("_guardrails", "_hits", "_triggered", "_weights")
+    ``modes`` as a policy resolved them (absent: enforce). Only enforced
+    guardrails block or mask; monitor ones are reported as flags; dry-run
+    ones are recorded but not reported, and decide only the dry-run decision.
+    """
 
-    def __init__(self, guardrails: Sequence[CompiledGuardrail]) -> None:
+    __slots__ = ("_guardrails", "_hits", "_modes", "_triggered", "_weights")
+
+    def __init__(
+        self,
+        guardrails: Sequence[CompiledGuardrail],
+        modes: Mapping[str, GuardrailMode] | None = None,
+    ) -> None:
         self._guardrails = {g.name: g for g in guardrails}
+        self._modes = dict(modes or {})
         self._weights = {
             g.name: {rule.id: rule.weight for rule in g.spec.rules} for g in guardrails
         }
@@ -157,21 +175,47 @@ class ScoreBook:
 
     @property
     def blocked(self) -> bool:
-        return any(self._guardrails[n].action is Action.BLOCK for n in self._triggered)
+        return any(
+            self._guardrails[n].action is Action.BLOCK and self._enforced(n)
+            for n in self._triggered
+        )
+
+    def _mode(self, name: str) -> GuardrailMode:
+        return self._modes.get(name, GuardrailMode.ENFORCE)
+
+    def _enforced(self, name: str) -> bool:
+        return self._mode(name) is GuardrailMode.ENFORCE
 
     def triggered(self, name: str) -> bool:
         return name in self._triggered
 
     def masks(self, finding: Finding) -> bool:
-        return finding.guardrail in self._triggered and finding.action is Action.MASK
+        return (
+            finding.guardrail in self._triggered
+            and finding.action is Action.MASK
+            and self._enforced(finding.guardrail)
+        )
 
     def score(self, name: str) -> float:
         weights = self._weights[name]
         return sum(weights.get(rule, 0.0) for rule in self._hits.get(name, ()))
 
     def kept(self, findings: Iterable[Finding]) -> list[Finding]:
-        """The findings of triggered guardrails (Check reports no others)."""
+        """The findings of triggered guardrails (Check records no others)."""
         return [f for f in findings if f.guardrail in self._triggered]
+
+    def reported(self, findings: Iterable[Finding]) -> list[Finding]:
+        """What the caller is told: no dry-run findings, monitor ones as flags."""
+        shown = []
+        for finding in self.kept(findings):
+            mode = self._mode(finding.guardrail)
+            if mode is GuardrailMode.DRY_RUN:
+                continue
+            action = effective_action(finding.action, mode)
+            if action is not finding.action:
+                finding = dataclasses.replace(finding, action=action)
+            shown.append(finding)
+        return shown
 
     def outcomes(self, findings: Sequence[Finding]) -> list[GuardrailOutcome]:
         """PASSED or INTERVENED for each guardrail this book scored, in order."""
@@ -184,9 +228,10 @@ class ScoreBook:
                     if name in self._triggered
                     else GuardrailStatus.PASSED
                 ),
-                action=guardrail.action,
+                action=effective_action(guardrail.action, self._mode(name)),
                 finding_count=sum(1 for f in findings if f.guardrail == name),
                 score=self.score(name),
+                mode=self._mode(name),
             )
             for name, guardrail in self._guardrails.items()
         ]
@@ -285,7 +330,7 @@ class TextStream:
         text = mask_text(self._held[:cut], to_mask)
         absolute = self._absolute(released)
         self.findings.extend(absolute)
-        release = Release(self.choice_index, text, self._book.kept(absolute), self._base)
+        release = Release(self.choice_index, text, self._book.reported(absolute), self._base)
         self._context = self._held[cut - 1]
         self._held = self._held[cut:]
         self._base += cut

@@ -19,7 +19,7 @@ from service.api.call_context import current_call
 from service.api.convert import caller_from_pb, decision_to_pb, findings_to_pb
 from service.api.payload import MAX_JSON_DEPTH, extract_segments, masked_payload
 from service.checking import Selection, outcome_pb, resolve_direction, select_guardrails
-from service.decide import decision_for, direction_reason, not_run
+from service.decide import decide, direction_reason, not_run
 from service.engine import mask_text
 from service.errors import (
     FieldViolation,
@@ -47,7 +47,6 @@ from service.types import (
     Decision,
     Direction,
     Finding,
-    GuardrailMode,
     GuardrailOutcome,
     GuardrailStatus,
 )
@@ -117,7 +116,8 @@ class _Session:
         self.selection = selection
         self.direction = direction
         self.holdback = holdback
-        self.book = ScoreBook(selection.ran)
+        modes = {g.name: selection.mode_of(g) for g in selection.ran}
+        self.book = ScoreBook(selection.ran, modes)
         self.unsupported: list[GuardrailOutcome] = []  # NOT_RUN: streams cannot yet
         self.texts: dict[int, TextStream] = {}
         self.calls = ToolCallAssembler(MAX_TOOL_ARGUMENT_CHARS)
@@ -211,7 +211,7 @@ class _Session:
                 name=tool_call.name,
                 arguments_json=tool_call.arguments_json,
                 masked=bool(to_mask),
-                findings=findings_to_pb(self.book.kept(located)),
+                findings=findings_to_pb(self.book.reported(located)),
             )
         )
 
@@ -226,17 +226,20 @@ class _Session:
         text = [f for index in sorted(self.texts) for f in self.texts[index].findings]
         return self.book.kept([*text, *self.call_findings])
 
-    def outcomes(self) -> tuple[Decision, list[GuardrailOutcome], list[Finding]]:
+    def outcomes(
+        self,
+    ) -> tuple[Decision, Decision | None, list[GuardrailOutcome], list[Finding]]:
+        """(decision, dry-run decision, outcomes, findings recorded)."""
         findings = self.findings()
         outcomes = self.book.outcomes(findings)
         reason = direction_reason(self.direction)
         skipped = [not_run(g, reason) for g in self.selection.skipped]
         skipped.extend(self.unsupported)
-        intervened = {o.action for o in outcomes if o.status is GuardrailStatus.INTERVENED}
-        return decision_for(intervened), [*outcomes, *skipped], findings
+        decision, dry_decision = decide(outcomes)
+        return decision, dry_decision, [*outcomes, *skipped], findings
 
     def fill(self, record: CallRecord, stream_end: str | None = None) -> None:
-        decision, outcomes, findings = self.outcomes()
+        decision, _, outcomes, findings = self.outcomes()
         record.decision = decision
         record.outcomes = outcomes
         record.findings = findings
@@ -247,19 +250,8 @@ class _Session:
 
 
 def _stream_selection(selection: Selection) -> tuple[Selection, list[GuardrailOutcome]]:
-    """Drop what streams cannot do yet (non-enforce modes, MCP pins), saying so."""
-    unsupported = [
-        g for g in selection.ran if selection.mode_of(g) is not GuardrailMode.ENFORCE
-    ]
-    outcomes = [
-        not_run(
-            g,
-            f"mode {selection.mode_of(g).value} is not supported by CheckStream",
-            mode=selection.mode_of(g),
-            fail_mode=selection.fail_mode_of(g),
-        )
-        for g in unsupported
-    ]
+    """MCP pins are compared by Check only: a stream says so (NOT_RUN)."""
+    outcomes = []
     if selection.rug_pull or selection.rug_pull_skipped:
         outcomes.append(
             GuardrailOutcome(
@@ -270,8 +262,7 @@ def _stream_selection(selection: Selection) -> tuple[Selection, list[GuardrailOu
                 reason="MCP pins are compared by Check, not CheckStream",
             )
         )
-    ran = [g for g in selection.ran if g not in unsupported]
-    return dataclasses.replace(selection, ran=ran), outcomes
+    return selection, outcomes
 
 
 def _relocated_error(error: InvalidArgumentError, call_path: str) -> InvalidArgumentError:
@@ -346,12 +337,12 @@ def _start_record(
 def _verdict(
     session: _Session, record: CallRecord | None, snapshot: Snapshot
 ) -> pb.CheckStreamResponse:
-    decision, outcomes, findings = session.outcomes()
-    return pb.CheckStreamResponse(
+    decision, dry_decision, outcomes, findings = session.outcomes()
+    verdict = pb.CheckStreamResponse(
         verdict=pb.StreamVerdict(
             request_id=record.request_id if record is not None else "",
             decision=decision_to_pb(decision),
-            findings=findings_to_pb(findings),
+            findings=findings_to_pb(session.book.reported(findings)),
             guardrail_results=[outcome_pb(o) for o in outcomes],
             registry_generation=snapshot.generation,
             chunk_count=session.chunks,
@@ -363,6 +354,9 @@ def _verdict(
             stream_bytes=session.bytes,
         )
     )
+    if dry_decision is not None:
+        verdict.verdict.dry_run_decision = decision_to_pb(dry_decision)
+    return verdict
 
 
 async def run_check_stream(

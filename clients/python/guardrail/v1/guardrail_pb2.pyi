@@ -355,7 +355,7 @@ class StreamRelease(_message.Message):
     def __init__(self, choice_index: _Optional[int] = ..., text: _Optional[str] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ...) -> None: ...
 
 class StreamVerdict(_message.Message):
-    __slots__ = ("request_id", "decision", "findings", "guardrail_results", "registry_generation", "chunk_count", "applied_guardrails", "holdback_chars", "capped_rules", "stream_bytes", "no_guardrails", "policy_layers")
+    __slots__ = ("request_id", "decision", "findings", "guardrail_results", "registry_generation", "chunk_count", "applied_guardrails", "holdback_chars", "capped_rules", "stream_bytes", "no_guardrails", "policy_layers", "dry_run_decision")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     DECISION_FIELD_NUMBER: _ClassVar[int]
     FINDINGS_FIELD_NUMBER: _ClassVar[int]
@@ -368,6 +368,7 @@ class StreamVerdict(_message.Message):
     STREAM_BYTES_FIELD_NUMBER: _ClassVar[int]
     NO_GUARDRAILS_FIELD_NUMBER: _ClassVar[int]
     POLICY_LAYERS_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_DECISION_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     decision: Decision
     findings: _containers.RepeatedCompositeFieldContainer[Finding]
@@ -380,7 +381,8 @@ class StreamVerdict(_message.Message):
     stream_bytes: int
     no_guardrails: bool
     policy_layers: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, request_id: _Optional[str] = ..., decision: _Optional[_Union[Decision, str]] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., guardrail_results: _Optional[_Iterable[_Union[GuardrailResult, _Mapping]]] = ..., registry_generation: _Optional[int] = ..., chunk_count: _Optional[int] = ..., applied_guardrails: _Optional[_Iterable[str]] = ..., holdback_chars: _Optional[int] = ..., capped_rules: _Optional[_Iterable[str]] = ..., stream_bytes: _Optional[int] = ..., no_guardrails: _Optional[bool] = ..., policy_layers: _Optional[_Iterable[str]] = ...) -> None: ...
+    dry_run_decision: Decision
+    def __init__(self, request_id: _Optional[str] = ..., decision: _Optional[_Union[Decision, str]] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., guardrail_results: _Optional[_Iterable[_Union[GuardrailResult, _Mapping]]] = ..., registry_generation: _Optional[int] = ..., chunk_count: _Optional[int] = ..., applied_guardrails: _Optional[_Iterable[str]] = ..., holdback_chars: _Optional[int] = ..., capped_rules: _Optional[_Iterable[str]] = ..., stream_bytes: _Optional[int] = ..., no_guardrails: _Optional[bool] = ..., policy_layers: _Optional[_Iterable[str]] = ..., dry_run_decision: _Optional[_Union[Decision, str]] = ...) -> None: ...
 
 class StreamToolCall(_message.Message):
     __slots__ = ("choice_index", "index", "id", "name", "arguments_json", "masked", "findings")
