@@ -80,3 +80,14 @@ async def test_async_client_queues_calls_past_the_server_limit(narrow_server):
 def test_max_in_flight_must_be_positive():
     with pytest.raises(ValueError, match="max_in_flight"):
         GuardrailClient("127.0.0.1:1", max_in_flight=0)
+
+
+@pytest.mark.parametrize("timeout", [0, -1.0])
+async def test_a_timeout_that_is_not_positive_is_refused(narrow_server, timeout):
+    """timeout=0 used to mean 'the default' silently."""
+    target = f"127.0.0.1:{narrow_server.port}"
+    async with AsyncGuardrailClient(target) as client:
+        with pytest.raises(ValueError, match="timeout"):
+            await client.check("hello", timeout=timeout)
+    with GuardrailClient(target) as client, pytest.raises(ValueError, match="timeout"):
+        client.check("hello", timeout=timeout)

@@ -67,6 +67,15 @@ DEFAULT_STREAM_TIMEOUT_S = 120.0
 # Below the server's default GUARDRAIL_MAX_CONCURRENT_STREAMS (100).
 DEFAULT_MAX_IN_FLIGHT = 64
 
+def _seconds(timeout: float | None, default: float) -> float:
+    """A call's deadline in seconds: ``None`` is the client's default."""
+    if timeout is None:
+        return default
+    if not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+    return timeout
+
+
 CallerLike = Mapping[str, Any] | pb.Caller | None
 GuardrailLike = Mapping[str, Any] | pb.Guardrail
 
@@ -210,7 +219,7 @@ class GuardrailClient:
         def send() -> pb.CheckResponse:
             try:
                 with self._slots:
-                    return self._stub.Check(request, timeout=timeout or self.timeout)
+                    return self._stub.Check(request, timeout=_seconds(timeout, self.timeout))
             except grpc.RpcError as exc:
                 raise from_rpc_error(exc) from exc
 
@@ -254,7 +263,7 @@ class GuardrailClient:
 
         with self._slots:
             call = self._stub.CheckStream(
-                requests(), timeout=timeout or self.stream_timeout
+                requests(), timeout=_seconds(timeout, self.stream_timeout)
             )
             try:
                 for response in call:
@@ -278,7 +287,7 @@ class GuardrailClient:
         try:
             with self._slots:
                 responses = list(
-                    self._stub.Register(iter(requests), timeout=timeout or self.timeout)
+                    self._stub.Register(iter(requests), timeout=_seconds(timeout, self.timeout))
                 )
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from exc
@@ -290,7 +299,7 @@ class GuardrailClient:
         request = pb.ListGuardrailsRequest(include_rules=include_rules)
         try:
             response = self._stub.ListGuardrails(
-                request, timeout=timeout or self.timeout
+                request, timeout=_seconds(timeout, self.timeout)
             )
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from exc
@@ -299,7 +308,7 @@ class GuardrailClient:
     def get_guardrail(self, name: str, *, timeout: float | None = None) -> pb.Guardrail:
         request = pb.GetGuardrailRequest(name=name)
         try:
-            response = self._stub.GetGuardrail(request, timeout=timeout or self.timeout)
+            response = self._stub.GetGuardrail(request, timeout=_seconds(timeout, self.timeout))
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from exc
         return response.guardrail
@@ -309,7 +318,7 @@ class GuardrailClient:
         request = pb.DeleteGuardrailRequest(name=name)
         try:
             response = self._stub.DeleteGuardrail(
-                request, timeout=timeout or self.timeout
+                request, timeout=_seconds(timeout, self.timeout)
             )
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from exc
@@ -414,7 +423,7 @@ class AsyncGuardrailClient:
             try:
                 async with self._slots:
                     return await self._stub.Check(
-                        request, timeout=timeout or self.timeout
+                        request, timeout=_seconds(timeout, self.timeout)
                     )
             except grpc.RpcError as exc:
                 raise from_rpc_error(exc) from exc
@@ -458,7 +467,7 @@ class AsyncGuardrailClient:
 
         async with self._slots:
             call = self._stub.CheckStream(
-                requests(), timeout=timeout or self.stream_timeout
+                requests(), timeout=_seconds(timeout, self.stream_timeout)
             )
             try:
                 async for response in call:
@@ -484,7 +493,7 @@ class AsyncGuardrailClient:
         try:
             async with self._slots:
                 call = self._stub.Register(
-                    iter(requests), timeout=timeout or self.timeout
+                    iter(requests), timeout=_seconds(timeout, self.timeout)
                 )
                 responses = [response async for response in call]
         except grpc.RpcError as exc:
@@ -497,7 +506,7 @@ class AsyncGuardrailClient:
         request = pb.ListGuardrailsRequest(include_rules=include_rules)
         try:
             response = await self._stub.ListGuardrails(
-                request, timeout=timeout or self.timeout
+                request, timeout=_seconds(timeout, self.timeout)
             )
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from exc
@@ -509,7 +518,7 @@ class AsyncGuardrailClient:
         request = pb.GetGuardrailRequest(name=name)
         try:
             response = await self._stub.GetGuardrail(
-                request, timeout=timeout or self.timeout
+                request, timeout=_seconds(timeout, self.timeout)
             )
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from exc
@@ -520,7 +529,7 @@ class AsyncGuardrailClient:
         request = pb.DeleteGuardrailRequest(name=name)
         try:
             response = await self._stub.DeleteGuardrail(
-                request, timeout=timeout or self.timeout
+                request, timeout=_seconds(timeout, self.timeout)
             )
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from exc
