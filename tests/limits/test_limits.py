@@ -174,7 +174,7 @@ async def test_concurrent_streams_per_connection(tmp_path: Path):
     """Past GUARDRAIL_MAX_CONCURRENT_STREAMS a client that has seen the limit
     holds the call back: with one stream open, a second call on the same
     connection does not start before the first ends. (A burst with streaming
-    calls can still be refused: tests/clients/test_in_flight.py.)"""
+    calls can still be refused: tests/clients/test_client_limits.py.)"""
     running = await start_server(
         make_settings(tmp_path, workers=1, max_concurrent_streams=1)
     )

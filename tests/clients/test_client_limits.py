@@ -1,9 +1,10 @@
-"""One client, more concurrent calls than the server's streams per connection.
+"""The client's own limits against a real server: calls in flight, timeouts.
 
-The server refuses HTTP/2 streams past GUARDRAIL_MAX_CONCURRENT_STREAMS on a
+One client, more concurrent calls than the server's streams per connection:
+the server refuses HTTP/2 streams past GUARDRAIL_MAX_CONCURRENT_STREAMS on a
 connection, and grpc's client does not reliably queue them (they fail as
-UNAVAILABLE or INTERNAL, which fail-open turns into ALLOW). The client bounds
-its own calls in flight so that they queue instead.
+UNAVAILABLE, which fail-open turns into ALLOW). The client bounds its own
+calls in flight so that they queue instead.
 """
 
 from __future__ import annotations
