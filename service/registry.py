@@ -37,6 +37,7 @@ __all__ = [
     "RegistryChanges",
     "Snapshot",
     "StoredSpec",
+    "shown_name",
     "unknown_guardrails",
 ]
 
@@ -45,11 +46,14 @@ def unknown_guardrails(names: Sequence[str]) -> NotFoundError:
     """NOT_FOUND for names no guardrail has. A name that could not be one
     (``is_valid_name``) may be anything pasted by mistake, a credential
     included: it is shown only by its length and a hash prefix."""
-    shown = [name if is_valid_name(name) else _anonymous(name) for name in names]
+    shown = [shown_name(name) for name in names]
     return NotFoundError(f"unknown guardrail(s): {', '.join(shown)}", resource_names=shown)
 
 
-def _anonymous(name: str) -> str:
+def shown_name(name: str) -> str:
+    """A guardrail name as errors and records may show it (see unknown_guardrails)."""
+    if is_valid_name(name):
+        return name
     digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
     return f"<invalid name of {len(name)} characters, sha256 {digest}>"
 

@@ -24,6 +24,7 @@ __all__ = [
     "GuardrailSpec",
     "GuardrailStatus",
     "Principal",
+    "RegisterItem",
     "RuleSpec",
     "Segment",
     "Severity",
@@ -187,6 +188,17 @@ class Principal:
     scopes: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True, slots=True)
+class RegisterItem:
+    """One item of a Register stream as it was answered, for the row."""
+
+    name: str  # as shown: an invalid name only by length and hash
+    accepted: bool
+    version: int = 0
+    validate_only: bool = False
+    reason: str = ""  # the error's reason when refused
+
+
 @dataclass(slots=True)
 class CallRecord:
     """Everything the records (row, span, log line, metrics) need of one RPC.
@@ -223,6 +235,9 @@ class CallRecord:
     chunk_count: int = 0
     stream_bytes: int = 0  # UTF-8 bytes of text and tool arguments streamed in
     stream_end: str = ""  # completed, blocked, cancelled, deadline, error
+    # Register: the first items as answered, and how many there were.
+    register_items: list[RegisterItem] = field(default_factory=list)
+    register_item_count: int = 0
     end_time: float = 0.0
     duration_ns: int = 0
     # The payload with every finding masked, as JSON; built only when the

@@ -17,7 +17,6 @@ from service.api.stream_check import log_holdback, run_check_stream
 from service.checking import Checker
 from service.errors import (
     FailedPreconditionError,
-    FailedPreconditionError,
     FieldViolation,
     GuardrailDefinitionError,
     GuardrailError,
@@ -27,10 +26,10 @@ from service.limits import LIMIT_EXCEEDED, registration_limit_violations
 from service.api.registry_convert import guardrail_to_pb, history_to_pb
 from service.definition_checks import require_valid
 from service.mcp_pins import McpPins, pin_scope, pins_for_request
-from service.registry import Registry, RegistryChanges, Snapshot
+from service.registry import Registry, RegistryChanges, Snapshot, shown_name
 from service.registry_changes import storable
 from service.settings import Settings
-from service.types import GuardrailSpec
+from service.types import CallRecord, GuardrailSpec, RegisterItem
 
 __all__ = ["GuardrailServicer"]
 
@@ -124,10 +123,17 @@ class GuardrailServicer(pb_grpc.GuardrailServiceServicer):
         metadata = {"request_id": record.request_id} if record is not None else {}
         actor = _actor(context)
         async for request in request_iterator:
+            name = shown_name(request.guardrail.name)
             try:
-                yield await self._register_one(request, actor)
+                answer = await self._register_one(request, actor)
             except GuardrailError as error:
+                _note_item(record, RegisterItem(name, False, reason=error.reason))
                 yield pb.RegisterResponse(error=to_status_proto(error, metadata))
+                continue
+            accepted = answer.accepted
+            item = RegisterItem(name, True, accepted.version, accepted.validate_only)
+            _note_item(record, item)
+            yield answer
 
     async def _register_one(
         self, request: pb.RegisterRequest, actor: str = ""
@@ -250,3 +256,15 @@ def _required_name(name: str) -> str:
     if not name:
         raise InvalidArgumentError("name is required", [FieldViolation("name", "required")])
     return name
+
+
+# Items listed in one Register row; a longer stream says how many more.
+MAX_RECORDED_ITEMS = 100
+
+
+def _note_item(record: CallRecord | None, item: RegisterItem) -> None:
+    if record is None:
+        return
+    record.register_item_count += 1
+    if len(record.register_items) < MAX_RECORDED_ITEMS:
+        record.register_items.append(item)

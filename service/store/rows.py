@@ -14,7 +14,14 @@ from typing import Any
 import orjson
 
 from service.engine.redact import redacted_pointer
-from service.types import Action, CallRecord, Finding, GuardrailOutcome, GuardrailStatus
+from service.types import (
+    Action,
+    CallRecord,
+    Finding,
+    GuardrailOutcome,
+    GuardrailStatus,
+    RegisterItem,
+)
 
 __all__ = [
     "COLUMNS",
@@ -198,6 +205,18 @@ def _finding_entry(finding: Finding) -> dict[str, Any]:
     }
 
 
+def _item_entry(item: RegisterItem) -> dict[str, Any]:
+    name = storable(item.name)
+    if not item.accepted:
+        return {"name": name, "result": "refused", "reason": storable(item.reason)}
+    return {
+        "name": name,
+        "result": "accepted",
+        "version": item.version,
+        "validate_only": item.validate_only,
+    }
+
+
 def _metadata(record: CallRecord) -> dict[str, Any]:
     metadata: dict[str, Any] = {
         "guardrail_information": _guardrail_information(record),
@@ -215,6 +234,11 @@ def _metadata(record: CallRecord) -> dict[str, Any]:
         metadata["policy_layers"] = [storable(p) for p in record.policy_layers]
     if len(record.findings) > MAX_FINDINGS:
         metadata["findings_truncated"] = len(record.findings) - MAX_FINDINGS
+    if record.register_item_count:
+        metadata["register_items"] = [_item_entry(i) for i in record.register_items]
+        missing = record.register_item_count - len(record.register_items)
+        if missing:
+            metadata["register_items_truncated"] = missing
     if record.error_reason or record.grpc_code != "OK":
         metadata["error"] = {
             "reason": storable(record.error_reason),

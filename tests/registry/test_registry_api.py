@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -70,6 +71,25 @@ async def test_invalid_item_mid_stream_gets_its_own_error(stub):
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await _decision(stub, "ZX-1234", "bad-one")
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_the_register_row_lists_each_item_and_how_it_was_answered(
+    server, stub, database_url
+):
+    """One row for the stream, naming every item: accepted (with version) or refused (why)."""
+    await _register(stub, orders("listed-ok"), orders("listed-bad", pattern="(unclosed"))
+    await _register(stub, orders("listed-dry"), validate_only=True)
+    await server.writer.flush()
+
+    rows = read_rows(database_url, "SELECT metadata FROM spend_logs WHERE call_type = 'register'")
+    items = [json.loads(r["metadata"])["register_items"] for r in rows]
+    assert [
+        {"name": "listed-ok", "result": "accepted", "version": 1, "validate_only": False},
+        {"name": "listed-bad", "result": "refused", "reason": "INVALID_GUARDRAIL"},
+    ] in items
+    assert [
+        {"name": "listed-dry", "result": "accepted", "version": 1, "validate_only": True}
+    ] in items
 
 
 async def test_every_problem_of_an_item_is_listed_once(stub):
