@@ -1,4 +1,4 @@
-"""The validators' fast paths answer exactly as the plain definitions do.
+"""The fast paths of validators and decode answer exactly as plain definitions do.
 
 The helpers in ``validators`` use C-level tricks (byte tables, set algebra,
 a cached entropy table) on the hot path; these plain per-character versions
@@ -7,13 +7,14 @@ are the definitions they must agree with, on ASCII and on any other text.
 
 from __future__ import annotations
 
+import base64
 import math
 from collections import Counter
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.engine import validators
+from service.engine import decode, validators
 
 _DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
 _SEQUENCES = ("0123456789", "abcdefghijklmnopqrstuvwxyz")
@@ -108,3 +109,37 @@ def test_luhn_on_known_numbers() -> None:
     assert not validators.is_luhn_valid("4111 1111 1111 1112")
     # Arabic-Indic digits are digits too; they take the per-character path.
     assert validators.is_luhn_valid("٤١١١١١١١١١١١١١١١")
+
+
+def as_text_by_definition(raw: bytes) -> str | None:
+    if len(raw) < 4:
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    visible = text.replace("\n", " ").replace("\r", " ").replace("\t", " ")
+    return text if visible.isprintable() and not visible.isspace() else None
+
+
+_raw = st.one_of(
+    st.binary(max_size=40),
+    st.text(max_size=30).map(str.encode),
+    st.text(alphabet="ab \t\r\n\x00\x1b\x7fé", max_size=30).map(str.encode),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_raw)
+def test_decoded_text_check_matches_its_definition(raw: bytes) -> None:
+    assert decode._as_text(raw) == as_text_by_definition(raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=3, max_size=60), st.booleans())
+def test_base64_decoding_matches_b64decode(raw: bytes, urlsafe: bool) -> None:
+    encoded = (base64.urlsafe_b64encode if urlsafe else base64.b64encode)(raw)
+    run = encoded.decode().rstrip("=")
+    assert decode._from_base64(run) == raw
+    # One character off the alphabet: both refuse it.
+    assert decode._from_base64(run[:-1] + "*") is None
