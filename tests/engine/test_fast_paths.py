@@ -14,7 +14,8 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.engine import decode, validators
+from service.engine import decode, normalize, validators
+from service.engine.confusables import fold_mixed_script_words
 
 _DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
 _SEQUENCES = ("0123456789", "abcdefghijklmnopqrstuvwxyz")
@@ -143,3 +144,32 @@ def test_base64_decoding_matches_b64decode(raw: bytes, urlsafe: bool) -> None:
     assert decode._from_base64(run) == raw
     # One character off the alphabet: both refuse it.
     assert decode._from_base64(run[:-1] + "*") is None
+
+
+def normalized_by_definition(text: str) -> str:
+    """Every character through the fold tables, then mixed-script words."""
+    if text.isascii():
+        return text
+    fold, high = normalize._tables()
+    folded = text.translate(fold)
+    data = text.encode("utf-8", "surrogatepass")
+    if b"\xf0\xaf" in data or b"\xf3\xa0" in data:
+        folded = folded.translate(high)
+    return fold_mixed_script_words(folded)
+
+
+# Letters that fold (full-width, ligatures, mathematical, invisible, tags,
+# CJK compatibility) among ones that do not (accented, Cyrillic, CJK, emoji).
+_foldable = st.text(
+    alphabet=st.one_of(
+        st.sampled_from("aZ é Привет 日本 😀 ｆｕｌｌ ﬁ ℌ \u200b\ufe0f \U000e0041 \U0002f800 і \ud800"),
+        st.characters(max_codepoint=0x2FFFF),
+    ),
+    max_size=50,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_foldable)
+def test_normalized_text_matches_its_definition(text: str) -> None:
+    assert normalize.normalize_text(text) == normalized_by_definition(text)
