@@ -13,12 +13,9 @@ per scan and MB/s per shape (MB/s counts characters).
 Each shape is first scanned once, text by text, and timed: the *cold* pass
 (``cold_p50_us``, ``cold_mb_per_s``), where RE2 still builds the DFA states
 these texts need (earlier shapes have warmed the states they share). Then
-``--warm`` more untimed passes (one for single-text shapes), then the timed *warm* figures (``p50_us``,
-``p99_us``, ``mb_per_s``), the steady state of a long-running service.
-
-Times are CPU time of the scanning thread (``time.thread_time_ns``), not
-wall time: the benchmark machines are shared, and another process's load
-should not read as a slower scan.
+``--warm`` more untimed passes (one for single-text shapes), then the timed
+*warm* figures (``p50_us``, ``p99_us``, ``mb_per_s``): the steady state of a
+long-running service.
 """
 
 from __future__ import annotations

@@ -156,7 +156,9 @@ def _translate_changed(text: str, data: bytes, table: _Table) -> str:
 def _changed() -> Regex:
     """A run of characters below ``_TABLE_SIZE`` that the fold table changes."""
     fold, _ = _tables()
-    codes = (code for code in range(0x80, _TABLE_SIZE) if not isinstance(fold[code], int))
+    codes = (
+        code for code in range(0x80, _TABLE_SIZE) if not isinstance(fold[code], int)
+    )
     return compile_internal(_class_of(codes) + "+")
 
 

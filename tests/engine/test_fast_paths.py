@@ -67,7 +67,9 @@ def shannon_by_definition(text: str) -> float:
 # and letters take the slow paths).
 _card_like = st.text(alphabet="0123456789 -", min_size=10, max_size=24)
 _ascii = st.text(alphabet=st.characters(max_codepoint=127), max_size=60)
-_token_like = st.text(alphabet="aaab0123456789ABCDEFghijklmnopqrstuvwxyz_-", max_size=60)
+_token_like = st.text(
+    alphabet="aaab0123456789ABCDEFghijklmnopqrstuvwxyz_-", max_size=60
+)
 _any = st.text(max_size=40)
 _texts = st.one_of(_card_like, _ascii, _token_like, _any)
 
@@ -162,7 +164,9 @@ def normalized_by_definition(text: str) -> str:
 # CJK compatibility) among ones that do not (accented, Cyrillic, CJK, emoji).
 _foldable = st.text(
     alphabet=st.one_of(
-        st.sampled_from("aZ é Привет 日本 😀 ｆｕｌｌ ﬁ ℌ \u200b\ufe0f \U000e0041 \U0002f800 і \ud800"),
+        st.sampled_from(
+            "aZ é Привет 日本 😀 ｆｕｌｌ ﬁ ℌ \u200b\ufe0f \U000e0041 \U0002f800 і \ud800"
+        ),
         st.characters(max_codepoint=0x2FFFF),
     ),
     max_size=50,
