@@ -273,10 +273,22 @@ def _check_samples(rule: CompiledRule, index: int, problems: _Problems) -> None:
             )
 
 
+# Compiled rules by (guardrail name, rule specs): everything they depend on.
+# A Register compiles its spec to validate it, then again when every worker
+# puts it in force under its new version; the second is a lookup.
+_RulesKey = tuple[str, tuple[RuleSpec, ...]]
+_COMPILED_RULES: dict[_RulesKey, tuple[CompiledRule, ...]] = {}
+_MAX_COMPILED = 64
+
+
 def compile_guardrail(spec: GuardrailSpec) -> CompiledGuardrail:
     """Validate and compile; raise GuardrailDefinitionError with every problem."""
     problems = _Problems()
     _check_guardrail(spec, problems)
+    key = (spec.name, spec.rules)
+    cached = _COMPILED_RULES.get(key)
+    if cached is not None and not problems.items:
+        return CompiledGuardrail(spec=spec, rules=cached)
     compiled: list[CompiledRule] = []
     for index, rule in enumerate(spec.rules):
         result = _compile_rule(rule, index, spec.name, problems)
@@ -285,5 +297,8 @@ def compile_guardrail(spec: GuardrailSpec) -> CompiledGuardrail:
             compiled.append(result)
     if problems.items:
         raise GuardrailDefinitionError(spec.name, problems.items)
+    if len(_COMPILED_RULES) >= _MAX_COMPILED:
+        _COMPILED_RULES.pop(next(iter(_COMPILED_RULES)), None)  # the oldest
+    rules = _COMPILED_RULES[key] = tuple(compiled)
 
-    return CompiledGuardrail(spec=spec, rules=tuple(compiled))
+    return CompiledGuardrail(spec=spec, rules=rules)

@@ -17,7 +17,6 @@ decoded text is searched for further encodings ``MAX_DEPTH`` levels deep
 
 from __future__ import annotations
 
-import base64
 import binascii
 import functools
 from collections.abc import Callable, Iterator
@@ -69,6 +68,10 @@ _TAG_RUN = "[\\x{E0020}-\\x{E007E}]+"
 _TAG_MARKERS = (b"\xf3\xa0\x80", b"\xf3\xa0\x81")
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 _MIN_TEXT = 4
+# ASCII control bytes that are not whitespace the printable test forgives.
+_CONTROL_BYTES = bytes([*range(0, 9), 11, 12, *range(14, 32), 127])
+# URL-safe base64 read as standard base64 (what b64decode's altchars does).
+_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +113,11 @@ def _as_text(raw: bytes | None) -> str | None:
     """Decoded bytes as text, or None when they are not readable text."""
     if raw is None or len(raw) < _MIN_TEXT:
         return None
+    # A control byte is a control character in any UTF-8 text, so the text
+    # would fail the printable test below; random bytes (most decoded noise)
+    # nearly always hold one, and this C-level test is cheaper than decoding.
+    if len(raw.translate(None, _CONTROL_BYTES)) != len(raw):
+        return None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -128,9 +136,12 @@ def _from_base64(run: str) -> bytes | None:
     body = run.rstrip("=")
     if len(body) % 4 == 1:
         return None
-    altchars = b"-_" if ("-" in body or "_" in body) else None
     try:
-        return base64.b64decode(body + "=" * (-len(body) % 4), altchars, validate=True)
+        # b64decode(altchars, validate=True) without its per-call set-up.
+        raw = (body + "=" * (-len(body) % 4)).encode("ascii")
+        if "-" in body or "_" in body:
+            raw = raw.translate(_URLSAFE_TO_STANDARD)
+        return binascii.a2b_base64(raw, strict_mode=True)
     except (binascii.Error, ValueError):
         return None
 

@@ -68,6 +68,10 @@ def _error_text(exc: Exception) -> str:
     return f"RE2 cannot compile: {text}"
 
 
+_UNANCHORED = re2._Anchor.UNANCHORED
+_NO_SPAN = (-1, -1)
+
+
 class Regex:
     """One compiled pattern that reports byte spans in UTF-8 data."""
 
@@ -91,28 +95,53 @@ class Regex:
         spans are those of a whole-text search (see ``anchors``).
         """
         group = self._group
-        found = self._compiled.finditer(data) if windows is None else (
-            self._in_windows(data, windows)
-        )
-        for count, match in enumerate(found):
+        if windows is None:
+            found = self._search(data, 0, len(data))
+        else:
+            found = self._in_windows(data, windows)
+        for count, groups in enumerate(found):
             if count >= limit:
                 return
-            start, end = match.span(group) if group else match.span()
+            start, end = groups[group]
             if start < 0:  # the value group did not take part
-                start, end = match.span()
+                start, end = groups[0]
             yield start, end
+
+    def _search(
+        self, data: bytes, pos: int, endpos: int
+    ) -> Iterator[list[tuple[int, int]]]:
+        """Group spans of each match in data[pos:endpos], left to right.
+
+        The loop of the binding's ``finditer`` for bytes, without building a
+        Match object per match (about half the cost of a match on short
+        texts): the same searches from the same positions.
+        """
+        search = self._compiled._regexp.Match
+        while True:
+            groups = search(_UNANCHORED, data, pos, endpos)
+            if groups[0] == _NO_SPAN:
+                return
+            yield groups
+            if pos == endpos:
+                return
+            pos = pos + 1 if pos == groups[0][1] else groups[0][1]
 
     def _in_windows(
         self, data: bytes, windows: Sequence[tuple[int, int]]
-    ) -> Iterator[re2._Match]:
+    ) -> Iterator[list[tuple[int, int]]]:
         # RE2 reads the bytes around pos/endpos as context (\b, ^, $ see the
         # real neighbours), and a search resumes where the last match ended,
         # exactly as a whole-text finditer does.
         resume = 0
+        size = len(data)
         for start, end in windows:
-            for match in self._compiled.finditer(data, max(start, resume), end):
-                resume = match.end()
-                yield match
+            pos = max(0, min(max(start, resume), size))
+            endpos = max(0, min(end, size))
+            if pos > endpos:
+                continue
+            for groups in self._search(data, pos, endpos):
+                resume = groups[0][1]
+                yield groups
 
     def matches_empty(self) -> bool:
         """Whether the pattern can match the empty string (probed, not proved)."""

@@ -69,12 +69,12 @@ class _Pass:
     """
 
     __slots__ = (
+        "_gated_by",
         "_gates",
-        "_literal_only",
-        "_literal_rules",
         "_literal_texts",
         "_literals",
         "_needs_literal",
+        "_opened_by",
         "_pattern_rules",
         "_patterns",
     )
@@ -108,19 +108,25 @@ class _Pass:
         self._pattern_rules = tuple(pattern_rules)
         literals = [_literal_source(literal) for literal in gated]
         self._literals = RegexSet(literals) if literals else None
-        self._literal_rules = tuple(tuple(indices) for indices in gated.values())
+        # Per literal: the rules it opens alone (costly patterns), and the
+        # gated rules whose pattern hit must also see one of their literals.
+        self._opened_by = tuple(
+            frozenset(i for i in indices if i in literal_only)
+            for indices in gated.values()
+        )
+        self._gated_by = tuple(frozenset(indices) for indices in gated.values())
         self._literal_texts = tuple(gated)
         self._needs_literal = frozenset(needs_literal)
-        self._literal_only = frozenset(literal_only)
 
     def candidates(
         self, data: bytes, lowered: bytes
-    ) -> tuple[set[int], set[str], set[str]]:
-        """Rules worth an exact search in ``data``, encodings seen, literals seen.
+    ) -> tuple[list[int], set[str], list[int]]:
+        """Rules worth an exact search in ``data`` (ascending), encodings seen,
+        and the literal hits (see ``seen``).
 
         ``lowered`` is ``data.lower()``.
         """
-        by_pattern: set[int] = set()
+        by_pattern: list[int] = []
         kinds: set[str] = set()
         if self._patterns is not None:
             pattern_rules = self._pattern_rules
@@ -131,23 +137,32 @@ class _Pass:
                 hits = range(self._patterns.size)
             for hit in hits:
                 if hit < len(pattern_rules):
-                    by_pattern.add(pattern_rules[hit])
+                    by_pattern.append(pattern_rules[hit])
                 else:
                     kinds.add(self._gates[hit])
-        by_literal: set[int] = set()
-        seen: set[str] = set()
+        literal_hits: Sequence[int] = ()
         if self._literals is not None:
-            literal_rules, texts = self._literal_rules, self._literal_texts
-            hits = self._literals.match(lowered)
-            if hits is None:
-                hits = range(self._literals.size)
-            for hit in hits:
-                by_literal.update(literal_rules[hit])
-                seen.add(texts[hit])
+            literal_hits = self._literals.match(lowered)
+            if literal_hits is None:
+                literal_hits = range(self._literals.size)
+        chosen: set[int] = set()
+        if literal_hits:
+            opened_by = self._opened_by
+            chosen.update(*[opened_by[hit] for hit in literal_hits])
         needs_literal = self._needs_literal
-        chosen = {i for i in by_pattern if i not in needs_literal or i in by_literal}
+        gated = [i for i in by_pattern if i in needs_literal]
+        if gated:
+            gated_by = self._gated_by
+            by_literal = set().union(*[gated_by[hit] for hit in literal_hits])
+            chosen.update(i for i in gated if i in by_literal)
+        chosen.update(i for i in by_pattern if i not in needs_literal)
 
-        return chosen | (by_literal & self._literal_only), kinds, seen
+        return sorted(chosen), kinds, list(literal_hits)
+
+    def seen(self, literal_hits: list[int]) -> set[str]:
+        """The literals that ``candidates`` found, from its literal hits."""
+        texts = self._literal_texts
+        return {texts[hit] for hit in literal_hits}
 
 
 # Shortest literal worth locating (see _anchor_windows).
@@ -285,13 +300,18 @@ class Scanner:
 
     def _run(self, scan_pass: _Pass, view: TextView, scope: _Scope) -> set[str]:
         lowered = view.data.lower()
-        candidates, kinds, seen = scan_pass.candidates(view.data, lowered)
-        located: dict[str, list[int] | None] = {}
-        for index in sorted(candidates):
-            rule = self._rules[index]
-            if rule.guardrail not in scope.wanted:
+        candidates, kinds, literal_hits = scan_pass.candidates(view.data, lowered)
+        if not candidates:
+            return kinds
+        # Windows pay off on large texts only (see _anchor_windows).
+        large = len(view.data) >= anchors.MIN_TEXT
+        literals = (lowered, scan_pass.seen(literal_hits) if large else set(), {})
+        rules, wanted = self._rules, scope.wanted
+        for index in candidates:
+            rule = rules[index]
+            if rule.guardrail not in wanted:
                 continue
-            windows = _anchor_windows(rule, view, (lowered, seen, located))
+            windows = _anchor_windows(rule, view, literals) if large else None
             for start, end, matched in rule.matches(view, windows):
                 if scope.anchor is None:
                     first, last = view.original_span(start, end)
@@ -309,6 +329,10 @@ class Scanner:
         self, segments: Sequence[Segment], wanted: Collection[str], hits: list[_Hit]
     ) -> ScanResult:
         result = ScanResult()
+        if not hits:  # the common case: every known guardrail scores 0
+            known = self._guardrails
+            result.scores = {name: 0 for name in wanted if name in known}
+            return result
         rules_hit: dict[str, set[int]] = {}
         for hit in hits:
             rules_hit.setdefault(self._rules[hit.rule].guardrail, set()).add(hit.rule)

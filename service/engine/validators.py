@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import ipaddress
 import math
 import string
@@ -94,15 +95,19 @@ _PLACEHOLDER_FRAGMENTS = (
 
 
 def _digits(text: str) -> str:
-    if text.isascii():  # the common case: one C-level pass
-        return text.translate(_KEEP_ASCII_DIGITS)
+    if text.isascii():  # the common case: one C-level pass over bytes
+        return text.encode().translate(None, _NOT_ASCII_DIGITS).decode()
     return "".join(char for char in text if char.isdigit())
 
 
-# Deletes every ASCII character that is not a digit.
-_KEEP_ASCII_DIGITS = {c: None for c in range(128) if not chr(c).isdigit()}
+# Every byte that is not an ASCII digit (deleted by bytes.translate).
+_NOT_ASCII_DIGITS = bytes(c for c in range(256) if not 48 <= c <= 57)
 # Luhn's doubled digit, already reduced: 0 2 4 6 8 1 3 5 7 9.
 _DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+# The same as a byte table: ASCII digit -> ASCII digit of its doubled value.
+_DOUBLED_ASCII = bytes(
+    48 + _DOUBLED[c - 48] if 48 <= c <= 57 else c for c in range(256)
+)
 
 
 def is_luhn_valid(text: str) -> bool:
@@ -110,6 +115,11 @@ def is_luhn_valid(text: str) -> bool:
     digits = _digits(text)
     if not 12 <= len(digits) <= 19 or len(set(digits)) == 1:
         return False
+    if digits.isascii():
+        # Summing bytes is one C loop; each ASCII digit counts 48 too much.
+        reverse = digits[::-1].encode()
+        total = sum(reverse[0::2]) + sum(reverse[1::2].translate(_DOUBLED_ASCII))
+        return (total - 48 * len(reverse)) % 10 == 0
     values = [int(char) for char in reversed(digits)]
     total = sum(values[0::2]) + sum(_DOUBLED[v] for v in values[1::2])
 
@@ -227,13 +237,32 @@ def is_not_placeholder(text: str) -> bool:
 
 
 def _shannon_bits(text: str) -> float:
-    counts = Counter(text)
-    size = len(text)
+    terms = _entropy_terms(len(text))
 
-    return -sum(n / size * math.log2(n / size) for n in counts.values())
+    return -sum(terms[n] for n in Counter(text).values())
+
+
+@functools.lru_cache(maxsize=256)
+def _entropy_terms(size: int) -> tuple[float, ...]:
+    """``n / size * log2(n / size)`` for n = 1..size (index n; 0 unused)."""
+    return (0.0, *(n / size * math.log2(n / size) for n in range(1, size + 1)))
+
+
+_ASCII_LOWER = frozenset(string.ascii_lowercase)
+_ASCII_UPPER = frozenset(string.ascii_uppercase)
+_ASCII_DIGITS = frozenset(string.digits)
+_ASCII_ALNUM = _ASCII_LOWER | _ASCII_UPPER | _ASCII_DIGITS
 
 
 def _char_classes(text: str) -> int:
+    if text.isascii():  # set operations instead of four per-character loops
+        chars = set(text)
+        return (
+            (not chars.isdisjoint(_ASCII_LOWER))
+            + (not chars.isdisjoint(_ASCII_UPPER))
+            + (not chars.isdisjoint(_ASCII_DIGITS))
+            + (not chars <= _ASCII_ALNUM)
+        )
     return sum(
         (
             any(c.islower() for c in text),
@@ -327,22 +356,36 @@ _REFERENCE_STARTS = ("$", "%", "#{", "#/", "/", "&", "\\", ".")
 _ANGLE_PLACEHOLDER = frozenset(string.ascii_lowercase + string.digits + " _-.")
 
 
-def _longest_run(text: str) -> int:
-    longest = run = 0
-    previous = ""
-    for char in text:
-        run = run + 1 if char == previous else 1
-        longest = max(longest, run)
-        previous = char
-    return longest
+def _has_run(text: str, length: int) -> bool:
+    """Whether one character occurs ``length`` times in a row.
+
+    Every run of ``length`` covers one position that is a multiple of
+    ``length``, so only the characters there can form one.
+    """
+    return any(char * length in text for char in set(text[::length]))
 
 
-def _has_sequence(lowered: str, length: int = 8) -> bool:
-    return any(
-        sequence[start : start + length] in lowered
-        for sequence in _SEQUENCES
-        for start in range(len(sequence) - length + 1)
-    )
+# Every 8 characters in a row of a sequence: what ``_has_sequence`` looks for.
+_SEQUENCE_PIECES = tuple(
+    sequence[start : start + 8]
+    for sequence in _SEQUENCES
+    for start in range(len(sequence) - 8 + 1)
+)
+
+
+# Every 8 in a row of a sequence holds the pair starting at a multiple of 7:
+# a text without any of those pairs holds no piece (most random tokens).
+_SEQUENCE_PAIRS = tuple(
+    sequence[start : start + 2]
+    for sequence in _SEQUENCES
+    for start in range(0, len(sequence) - 1, 7)
+)
+
+
+def _has_sequence(lowered: str) -> bool:
+    if not any(pair in lowered for pair in _SEQUENCE_PAIRS):
+        return False
+    return any(piece in lowered for piece in _SEQUENCE_PIECES)
 
 
 def is_token_not_placeholder(text: str) -> bool:
@@ -355,7 +398,7 @@ def is_token_not_placeholder(text: str) -> bool:
     lowered = value.lower()
     if any(marker in lowered for marker in _TOKEN_MARKERS):
         return False
-    if _longest_run(value) >= 6 or _has_sequence(lowered):
+    if _has_run(value, 6) or _has_sequence(lowered):
         return False
 
     return len(set(value)) >= min(8, len(value) // 3)
@@ -446,6 +489,10 @@ def is_password_value(text: str) -> bool:
 
 
 
+# Every byte that is not an ASCII lowercase letter (deleted by bytes.translate).
+_NOT_ASCII_LOWER = bytes(c for c in range(256) if not 97 <= c <= 122)
+
+
 def is_generic_secret(text: str) -> bool:
     """A value after ``api_key=``/``token:`` that looks random: ``entropy``,
     plus a digit and no code reference, which drops ``access_token_refresh``
@@ -455,6 +502,9 @@ def is_generic_secret(text: str) -> bool:
     if not is_secret_like(value) or _is_reference(value):
         return False
     # "a1b2c3d4-e5f6-g7h8" style fillers: the letters alone run a-b-c-d...
+    if value.isascii():
+        letters = value.lower().encode().translate(None, _NOT_ASCII_LOWER).decode()
+        return not _has_sequence(letters) and not _ASCII_DIGITS.isdisjoint(value)
     letters = "".join(char for char in value.lower() if char.isalpha())
     if _has_sequence(letters):
         return False
