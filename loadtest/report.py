@@ -159,6 +159,19 @@ def _targets(
     return rows
 
 
+def _load_remark(facts: dict[str, str]) -> str:
+    """Say whether other work shared the cores, judged from the 1-minute load."""
+    one_minute = [
+        float(facts[key].split("/")[0]) for key in ("load_average", "load_end")
+    ]
+    if max(one_minute) > 0.75 * int(facts["nproc"]):
+        return (
+            "**shared with other jobs**, so absolute figures are low and noisy; "
+            "the ratios matter."
+        )
+    return "a quiet machine (1-minute load under 3/4 of the cores)."
+
+
 def render(
     facts: dict[str, str],
     settings: str,
@@ -173,8 +186,7 @@ def render(
         (
             f"Machine: {facts['nproc']} cores, {facts['cpu']}, Python {facts['python']}; "
             f"load average at start {facts['load_average']}, at end {facts['load_end']} — "
-            "**shared with other engineers' jobs**, so absolute figures are low and noisy; "
-            "the ratios matter. Load tool on the same machine."
+            f"{_load_remark(facts)} Load tool on the same machine."
         ),
         f"Settings: {settings}.",
         "",
