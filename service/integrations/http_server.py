@@ -23,7 +23,6 @@ import asyncio
 import hashlib
 import json
 import math
-import os
 import time
 from dataclasses import dataclass
 
@@ -36,6 +35,7 @@ from service.auth import Authenticator
 from service.checking import Checker
 from service.errors import GuardrailError, RateLimitedError
 from service.integrations.generic_api import DEFAULT_HOLDBACK_CAP, PATH, answer
+from service.request_ids import new_request_id
 from service.store.spend_logs import SpendLogWriter
 from service.telemetry.logging import get_logger
 from service.telemetry.metrics import MethodMetrics, Metrics
@@ -101,7 +101,7 @@ class _Handler:
 
     def _begin(self, request: web.Request) -> CallRecord:
         record = CallRecord(
-            request_id=os.urandom(16).hex(),
+            request_id=new_request_id(),
             method=HTTP_METHOD,
             call_type=CALL_TYPE,
             start_time=time.time(),

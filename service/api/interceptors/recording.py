@@ -14,7 +14,6 @@ import asyncio
 import collections
 import hashlib
 import inspect
-import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
@@ -32,6 +31,7 @@ from service.errors import (
     InvalidArgumentError,
     ResourceExhaustedError,
 )
+from service.request_ids import new_request_id
 from service.telemetry.correlation import TraceIds, current_ids, parse_traceparent
 from service.telemetry.logging import AccessLog, get_logger
 from service.telemetry.metrics import MethodMetrics, Metrics, grpc_type_of
@@ -75,26 +75,6 @@ def _snake_case(name: str) -> str:
         f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(name)
     )
 
-
-_ID_BLOCK_BYTES = 4096  # 256 request ids per getrandom() call
-_unused_ids: list[str] = []
-
-
-def _new_request_id() -> str:
-    # os.urandom(16) per call is a system call (~1 µs); the same random bytes
-    # read 256 ids at a time cost a slice each. list.pop is atomic, so a
-    # thread other than the loop's may take ids too.
-    try:
-        return _unused_ids.pop()
-    except IndexError:
-        block = os.urandom(_ID_BLOCK_BYTES).hex()
-        _unused_ids.extend(block[i : i + 32] for i in range(32, len(block), 32))
-        return block[:32]
-
-
-# A forked child must not hand out the ids left in its parent's block: rows
-# are idempotent on request_id, so a repeated id would lose a row.
-os.register_at_fork(after_in_child=_unused_ids.clear)
 
 _key_hashes: dict[str, str] = {}
 MAX_CACHED_KEYS = 4096  # gateways present few keys; a flood of new ones just misses
@@ -191,7 +171,7 @@ class _Recording:
     async def __aenter__(self) -> CallRecord:
         owner, plan, context = self._owner, self._plan, self._context
         record = self.record = CallRecord(
-            request_id=_new_request_id(),
+            request_id=new_request_id(),
             method=plan.name,
             call_type=plan.call_type,
             start_time=time.time(),
