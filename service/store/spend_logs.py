@@ -358,6 +358,18 @@ class SpendLogWriter:
                 self._settle(batch)  # not after a bug: a restart replays them
             finally:
                 self._done(len(batch))
+            if not self._drain_on():
+                return
+
+    def _drain_on(self) -> bool:
+        """Whether to store what queued meanwhile now, rather than after a wait.
+
+        Storing a batch takes milliseconds; going straight on would store
+        the few rows that queued meanwhile, and then the few after those:
+        under steady load, batches of a handful of rows, each paying a whole
+        transaction. A part batch waits for the flush interval instead.
+        """
+        return self._closing or bool(self._waiters) or len(self._pending) >= self._batch_size
 
     def _take_batch(self) -> list[Queued]:
         """Up to batch-size rows, or fewer when their text reaches the byte cap."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from service.settings import load_settings
@@ -43,6 +44,35 @@ async def test_flush_waits_for_rows_below_the_batch_size(database_url, start_wri
     rows = await read_rows(database_url)
     await writer.aclose()
     assert [r["request_id"] for r in rows] == ["only-one"]
+
+
+async def test_a_steady_trickle_is_stored_in_interval_batches(database_url, start_writer, read_rows):
+    """Rows arriving one by one wait for the flush interval and are stored together.
+
+    Storing the few rows that queued while the last store ran, again and
+    again, cost a transaction per handful of rows under steady load.
+    """
+    writer = await start_writer(database_url, spend_log_flush_interval_s=0.1)
+    batches: list[int] = []
+    real_insert = writer._backend.insert_many
+
+    async def counted_insert(rows):
+        batches.append(len(rows))
+        await real_insert(rows)
+
+    writer._backend.insert_many = counted_insert
+    for _ in range(300):  # three rows a millisecond, while stores run
+        for _ in range(3):
+            writer.submit(make_record())
+        await asyncio.sleep(0.001)
+    await writer.flush()
+
+    rows = await read_rows(database_url)
+    await writer.aclose()
+    assert len(rows) == 900
+    assert sum(batches) == 900
+    # Only the last batch (the flush) may be a part one.
+    assert min(batches[:-1], default=20) >= 20, batches
 
 
 async def test_duplicate_request_id_is_stored_once(database_url, start_writer, read_rows):
