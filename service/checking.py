@@ -40,7 +40,6 @@ from service.api.convert import (
     caller_from_pb,
     decision_to_pb,
     findings_to_pb,
-    outcome_to_pb,
 )
 from service.api.payload import extract_segments, masked_payload
 from service.decide import (
@@ -51,7 +50,7 @@ from service.decide import (
     not_run,
     ran_outcome,
 )
-from service.engine import CompiledGuardrail, ScanResult, builtin_specs, mask_text
+from service.engine import ScanResult, builtin_specs, mask_text
 from service.errors import (
     FieldViolation,
     InvalidArgumentError,
@@ -63,6 +62,13 @@ from service.limits import PayloadLimits, check_payload
 from service.mcp_pins import RUG_PULL_GUARDRAIL, McpPins, check_tools, pin_scope
 from service.policy import EMPTY_POLICY, Policy
 from service.registry import Registry, Snapshot
+from service.selection import (
+    PreparedSelection,
+    Selection,
+    SelectionCache,
+    outcome_pb,
+    select_guardrails,
+)
 from service.types import (
     Action,
     CallRecord,
@@ -73,7 +79,6 @@ from service.types import (
     GuardrailMode,
     GuardrailOutcome,
     GuardrailStatus,
-    Principal,
     Segment,
 )
 
@@ -87,20 +92,6 @@ __all__ = [
 
 RUG_PULL_VERSION = 1
 PINS_NOT_LOADED = "pin store not loaded"
-_MODE_TO_PB = {
-    GuardrailMode.ENFORCE: pb.GUARDRAIL_MODE_ENFORCE,
-    GuardrailMode.MONITOR: pb.GUARDRAIL_MODE_MONITOR,
-    GuardrailMode.DRY_RUN: pb.GUARDRAIL_MODE_DRY_RUN,
-}
-_FAIL_MODE_TO_PB = {FailMode.OPEN: pb.FAIL_MODE_OPEN, FailMode.CLOSED: pb.FAIL_MODE_CLOSED}
-
-
-def outcome_pb(outcome: GuardrailOutcome) -> pb.GuardrailResult:
-    """outcome_to_pb plus the mode and fail mode it ran with."""
-    result = outcome_to_pb(outcome)
-    result.mode = _MODE_TO_PB[outcome.mode]
-    result.fail_mode = _FAIL_MODE_TO_PB[outcome.fail_mode]
-    return result
 
 
 def resolve_direction(value: int, *, default: Direction) -> Direction:
@@ -113,63 +104,6 @@ def resolve_direction(value: int, *, default: Direction) -> Direction:
             f"unknown direction {value}",
             [FieldViolation("direction", f"unknown enum value {value}")],
         ) from None
-
-
-@dataclass(frozen=True, slots=True)
-class Selection:
-    """Which guardrails run on a call, and which were named but cannot."""
-
-    ran: list[CompiledGuardrail]
-    skipped: list[CompiledGuardrail]
-    applied: list[str] = field(default_factory=list)  # every resolved name, in order
-    layers: list[str] = field(default_factory=list)
-    modes: dict[str, GuardrailMode] = field(default_factory=dict)
-    fail_modes: dict[str, FailMode] = field(default_factory=dict)
-    rug_pull: bool = False  # mcp_rug_pull resolved and applies to the direction
-    rug_pull_skipped: bool = False  # resolved but not for this direction
-
-    @property
-    def names(self) -> list[str]:
-        return [g.name for g in self.ran]
-
-    def mode_of(self, guardrail: CompiledGuardrail) -> GuardrailMode:
-        return self.modes.get(guardrail.name, guardrail.spec.mode)
-
-    def fail_mode_of(self, guardrail: CompiledGuardrail) -> FailMode:
-        return self.fail_modes.get(guardrail.name, guardrail.spec.fail_mode)
-
-
-def select_guardrails(
-    snapshot: Snapshot,
-    names: list[str],
-    direction: Direction,
-    *,
-    policy: Policy = EMPTY_POLICY,
-    principal: Principal | None = None,
-    request_team: str = "",
-    rug_pull_default: bool = False,
-) -> Selection:
-    """Resolve through the policy; unknown names (anywhere) fail the call."""
-    defaults = list(snapshot.defaults[direction])
-    if rug_pull_default and direction is Direction.TOOL_DESCRIPTION:
-        defaults.append(RUG_PULL_GUARDRAIL)
-    resolution = policy.resolve(
-        principal=principal, request_team=request_team, explicit=names, defaults=defaults
-    )
-    wanted = resolution.names
-    has_rug_pull = RUG_PULL_GUARDRAIL in wanted and rug_pull_default
-    engine_names = [n for n in wanted if not (n == RUG_PULL_GUARDRAIL and has_rug_pull)]
-    resolved = snapshot.resolve(engine_names)
-    return Selection(
-        ran=[g for g in resolved if g.spec.applies_to(direction)],
-        skipped=[g for g in resolved if not g.spec.applies_to(direction)],
-        applied=wanted,
-        layers=resolution.layers,
-        modes=resolution.modes,
-        fail_modes=resolution.fail_modes,
-        rug_pull=has_rug_pull and direction is Direction.TOOL_DESCRIPTION,
-        rug_pull_skipped=has_rug_pull and direction is not Direction.TOOL_DESCRIPTION,
-    )
 
 
 @dataclass(slots=True)
@@ -189,13 +123,17 @@ class Plan:
     snapshot: Snapshot
     direction: Direction
     segments: list[Segment]
-    selection: Selection
+    prepared: PreparedSelection
     record: CallRecord | None
     limit: float | None  # time.monotonic() by which scans must end
     closed: list[str]
     open: list[str]
     nothing_to_scan: bool
     started_ns: int = 0
+
+    @property
+    def selection(self) -> Selection:
+        return self.prepared.selection
 
 
 def _masked_json(
@@ -238,6 +176,7 @@ class Checker:
         self.pins = pins
         self.rug_pull_action = rug_pull_action
         self.scan_budget_s = scan_budget_s
+        self._selections = SelectionCache()
 
     # -- the two ways to run a check
 
@@ -281,25 +220,24 @@ class Checker:
             record.caller = caller
             record.registry_generation = snapshot.generation
         segments = self._segments(request.payload)
-        selection = select_guardrails(
+        prepared = self._selections.get(
             snapshot,
-            list(request.guardrails),
+            self.policy,
             direction,
-            policy=self.policy,
+            tuple(request.guardrails),
             principal=record.principal if record is not None else None,
             request_team=caller.team_id,
             rug_pull_default=self.pins is not None,
         )
+        selection = prepared.selection
         if record is not None:
             record.applied_guardrails = selection.applied
             record.policy_layers = selection.layers
             record.no_guardrails = not selection.applied
         nothing = not any(s.text for s in segments)
-        runnable = [] if nothing else selection.ran
-        closed = [g.name for g in runnable if selection.fail_mode_of(g) is FailMode.CLOSED]
-        opened = [g.name for g in runnable if selection.fail_mode_of(g) is FailMode.OPEN]
+        closed, opened = ([], []) if nothing else (prepared.closed, prepared.open)
         return Plan(
-            request, snapshot, direction, segments, selection, record,
+            request, snapshot, direction, segments, prepared, record,
             self._limit(deadline), closed, opened, nothing, time.perf_counter_ns(),
         )  # fmt: skip
 
@@ -366,7 +304,7 @@ class Checker:
             request_id=record.request_id if record is not None else uuid.uuid4().hex,
             decision=decision_to_pb(decision),
             findings=findings_to_pb(counted),
-            guardrail_results=[outcome_pb(o) for o in outcomes],
+            guardrail_results=[plan.prepared.message(o) for o in outcomes],
             registry_generation=plan.snapshot.generation,
             scan_duration=_duration(scan_ns),
             applied_guardrails=selection.applied,
@@ -393,22 +331,24 @@ class Checker:
     def _outcomes(
         self, plan: Plan, result: ScanResult, failed: dict[str, str]
     ) -> list[GuardrailOutcome]:
-        selection = plan.selection
+        prepared = plan.prepared
+        selection = prepared.selection
         counts = Counter(f.guardrail for f in result.findings)
+        matched, scores = result.matched, result.scores
         outcomes = []
-        for g in selection.ran:
-            mode, fail_mode = selection.mode_of(g), selection.fail_mode_of(g)
+        for ran in prepared.ran:
+            g, mode, fail_mode = ran.guardrail, ran.mode, ran.fail_mode
+            name = g.name
             if plan.nothing_to_scan:
                 outcomes.append(not_run(g, "the payload has no text", mode=mode, fail_mode=fail_mode))
-            elif g.name in failed:
-                outcomes.append(failed_open(g, failed[g.name], mode=mode))
-            else:
+            elif name in failed:
+                outcomes.append(failed_open(g, failed[name], mode=mode))
+            elif name in matched or name in counts or scores.get(name, 0.0) != 0.0:
                 outcomes.append(ran_outcome(g, result, counts, mode=mode, fail_mode=fail_mode))
+            else:
+                outcomes.append(ran.passed)  # the same outcome every time
+        outcomes.extend(prepared.skipped)
         reason = direction_reason(plan.direction)
-        for g in selection.skipped:
-            outcomes.append(
-                not_run(g, reason, mode=selection.mode_of(g), fail_mode=selection.fail_mode_of(g))
-            )
         if selection.rug_pull_skipped:
             outcomes.append(self._rug_outcome(plan, GuardrailStatus.NOT_RUN, 0, reason))
         return outcomes
