@@ -4,7 +4,8 @@ This is the whole of ``Check`` apart from the gRPC plumbing, so the CLI's
 in-process evaluation runs exactly what the service runs.
 
 Order: resolve the direction; resolve the guardrails through the policy
-(service/policy.py: caller, direction, explicit names, defaults, required);
+(service/selection.py, once per distinct selection: caller, direction,
+explicit names, defaults, required);
 scan the fail-closed guardrails, then the fail-open ones (two scans only when
 both kinds apply); decide with each guardrail's mode (service/decide.py);
 mask.
