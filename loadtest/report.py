@@ -22,7 +22,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `loadtest` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from loadtest.peers import run_peers
+from loadtest.peers import FRESH, run_peers
 from loadtest.processes import exit_on_sigterm
 from loadtest.run import run_scenario
 from loadtest.scenarios import REPO_ROOT, parse_go_duration
@@ -48,6 +48,7 @@ OURS_LOCAL = "ours (in process, all built-in guardrails)"
 #: row is like for like; the gRPC row adds our transport and recording.
 COMPARISONS = (
     (OURS_LOCAL, "scan vs scan (both in process, same texts, one thread, CPU time)"),
+    (FRESH, "scan vs scan, ours fresh from start-up (theirs after the warm-up texts)"),
     (
         OURS_GRPC,
         "our whole gRPC call (transport + recording, server CPU) vs their in-process scan",
@@ -209,7 +210,8 @@ def render(
         "",
         (
             f"### Peers on the same texts ({peers['texts']} dataset records of 512–2048 "
-            f"characters, mean {peers['mean_chars']}; one thread each)"
+            f"characters, mean {peers['mean_chars']}; one thread each; every library row "
+            f"after {peers.get('warmup_texts', 0)} other records, untimed, except the fresh one)"
         ),
         "",
         (
