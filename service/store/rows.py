@@ -122,9 +122,11 @@ MAX_STATIC_ENTRIES = 4096  # distinct outcomes; beyond it entries are built each
 
 def _static_entry(outcome: GuardrailOutcome, direction: Any) -> tuple[bytes, bytes]:
     """The JSON of a finding-less entry before and after its times."""
+    # The enums' plain values: Enum.__hash__ is Python code, five per entry.
     key = (
-        outcome.name, outcome.version, outcome.status, outcome.action,
-        outcome.finding_count, outcome.reason, outcome.mode, outcome.fail_mode, direction,
+        outcome.name, outcome.version, outcome.status._value_, outcome.action._value_,
+        outcome.finding_count, outcome.reason, outcome.mode._value_,
+        outcome.fail_mode._value_, getattr(direction, "_value_", direction),
     )  # fmt: skip
     cached = _static_entries.get(key)
     if cached is not None:
