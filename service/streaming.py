@@ -34,15 +34,16 @@ placed on its whole encoded run, which can be longer than any hold-back.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from service.decide import effective_action
 from service.engine import CompiledGuardrail, Scanner, mask_text
 from service.engine.normalize import INVISIBLE_CODEPOINTS
 from service.engine.width import encoded_width, guardrail_width
 from service.registry import Snapshot
-from service.decide import effective_action
 from service.types import (
     Action,
     Finding,
@@ -90,9 +91,7 @@ class StreamEngine:
 
     def __init__(self, snapshot: Snapshot) -> None:
         self.guardrails = dict(snapshot.guardrails)
-        self.widths = {
-            name: guardrail_width(g.spec) for name, g in self.guardrails.items()
-        }
+        self.widths = {name: _width_of(g.spec) for name, g in self.guardrails.items()}
         # Same compiled rules, every threshold at zero: each window reports
         # every hit, and the stream scores the accumulated rule ids itself.
         self.scanner = Scanner([_unthresholded(g) for g in self.guardrails.values()])
@@ -113,6 +112,11 @@ class StreamEngine:
                 else:
                     chars = max(chars, needed)
         return Holdback(cap if capped else chars, tuple(capped))
+
+
+# Reading every rule's width takes ~16 ms for the built-in packs; a new
+# snapshot (each Register) keeps most specs, so widths are kept per spec.
+_width_of = functools.lru_cache(maxsize=256)(guardrail_width)
 
 
 def _unthresholded(guardrail: CompiledGuardrail) -> CompiledGuardrail:

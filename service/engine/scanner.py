@@ -3,6 +3,7 @@
 Per segment: encode (ASCII: nothing else) -> one RE2 Set pass that holds every
 prefilter literal and every ungated pattern -> exact spans only for the rules
 that the pass nominates -> validators -> offsets mapped to the original text.
+(One such pass per group of guardrails: built-ins, and the rest; see Scanner.)
 Rules with a prefilter stay out of the Set: their (often counted, costly)
 patterns run alone, and only when one of their literals occurs.
 
@@ -234,10 +235,69 @@ class _Scope:
         )
 
 
-class Scanner:
-    """Immutable scanner over a fixed set of compiled guardrails."""
+@dataclass(frozen=True, slots=True)
+class _Passes:
+    """The passes over one group of rules, indexed within the group.
 
-    __slots__ = ("_ascii", "_guardrails", "_normalized", "_raw", "_rules")
+    Building them compiles RE2 Sets (tens of ms for the built-in packs) and
+    their DFAs warm up with traffic, so a group is kept while its rules are
+    unchanged (``_passes_for``) and shared by the scanners that hold it.
+    """
+
+    rules: tuple[CompiledRule, ...]
+    gates: bool  # holds the gates of the encodings ``decode`` knows
+    ascii: _Pass  # ASCII text looks the same raw and normalised: one pass over all
+    normalized: _Pass
+    raw: _Pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """A group's passes as one scanner uses them: its guardrails and rule numbers."""
+
+    passes: _Passes
+    names: frozenset[str]
+    numbers: tuple[int, ...]  # the scanner's index of each of the group's rules
+
+
+_MAX_CACHED_PASSES = 8  # a few snapshots' groups (checks and streams share them)
+_passes_cache: dict[tuple[object, ...], _Passes] = {}
+
+
+def _passes_for(rules: tuple[CompiledRule, ...], gates: bool) -> _Passes:
+    # Keyed by the rule objects themselves: compiled rules are immutable and
+    # reused while a guardrail is unchanged; the value holds them, so their
+    # ids cannot be taken by other objects while the entry lives.
+    key = (gates, *map(id, rules))
+    cached = _passes_cache.get(key)
+    if cached is not None:
+        return cached
+    indexed = list(enumerate(rules))
+    passes = _Passes(
+        rules,
+        gates,
+        _Pass(indexed, gates=gates),
+        _Pass([(i, r) for i, r in indexed if not r.on_raw], gates=gates),
+        _Pass([(i, r) for i, r in indexed if r.on_raw]),
+    )
+    if len(_passes_cache) >= _MAX_CACHED_PASSES:
+        _passes_cache.pop(next(iter(_passes_cache)))  # the oldest
+    _passes_cache[key] = passes
+    return passes
+
+
+class Scanner:
+    """Immutable scanner over a fixed set of compiled guardrails.
+
+    Built-in guardrails and the others (registered, or overriding a
+    built-in) form two groups with passes of their own: registering a
+    guardrail rebuilds only the second group's Sets, the built-ins' Sets stay
+    (warm) from scanner to scanner, and a call that names none of the second
+    group's guardrails does not pay for its passes. The first group holds the
+    decoding gates, and always runs.
+    """
+
+    __slots__ = ("_groups", "_guardrails", "_rules")
 
     def __init__(self, guardrails: Sequence[CompiledGuardrail]) -> None:
         names = [guardrail.name for guardrail in guardrails]
@@ -245,13 +305,26 @@ class Scanner:
             raise ValueError(f"duplicate guardrail names in {names}")
         self._guardrails = {guardrail.name: guardrail for guardrail in guardrails}
         self._rules = tuple(rule for g in guardrails for rule in g.rules)
-        indexed = list(enumerate(self._rules))
-        # ASCII text looks the same raw and normalised: one pass over all.
-        self._ascii = _Pass(indexed, gates=True)
-        self._normalized = _Pass(
-            [(i, r) for i, r in indexed if not r.on_raw], gates=True
-        )
-        self._raw = _Pass([(i, r) for i, r in indexed if r.on_raw])
+        numbered: list[tuple[CompiledGuardrail, range]] = []
+        start = 0
+        for g in guardrails:
+            numbered.append((g, range(start, start + len(g.rules))))
+            start += len(g.rules)
+        builtin = [(g, n) for g, n in numbered if g.spec.builtin]
+        others = [(g, n) for g, n in numbered if not g.spec.builtin]
+        # A scanner of no guardrails still has one (empty) group: the gates'.
+        kinds = [members for members in (builtin, others) if members] or [[]]
+        groups: list[_Group] = []
+        for members in kinds:
+            rules = tuple(rule for g, _ in members for rule in g.rules)
+            groups.append(
+                _Group(
+                    _passes_for(rules, gates=not groups),
+                    frozenset(g.name for g, _ in members),
+                    tuple(i for _, numbers in members for i in numbers),
+                )
+            )
+        self._groups = tuple(groups)
 
     @property
     def guardrails(self) -> dict[str, CompiledGuardrail]:
@@ -274,17 +347,25 @@ class Scanner:
 
     def _scan_text(self, text: str, scope: _Scope) -> None:
         budget = scope.budget
+        wanted = scope.wanted
+        groups = [
+            g for g in self._groups if g.passes.gates or not g.names.isdisjoint(wanted)
+        ]
         if text.isascii():
             view = raw_view(text)
-            kinds = self._run(self._ascii, view, scope)
+            kinds: set[str] = set()
+            for group in groups:
+                kinds |= self._run(group, group.passes.ascii, view, scope)
             encoded = decode.encoded_segments(view.data, kinds, budget)
             self._scan_decoded(view, encoded, scope)
             return
 
         view = normalized_view(text)
-        kinds = self._run(self._normalized, view, scope)
         raw = raw_view(text)
-        self._run(self._raw, raw, scope)
+        kinds = set()
+        for group in groups:
+            kinds |= self._run(group, group.passes.normalized, view, scope)
+            self._run(group, group.passes.raw, raw, scope)
         encoded = decode.encoded_segments(view.data, kinds, budget)
         self._scan_decoded(view, encoded, scope)
         self._scan_decoded(raw, decode.tag_segments(raw.data, budget), scope)
@@ -298,7 +379,9 @@ class Scanner:
             anchor = scope.anchor or view.original_span(piece.start, piece.end)
             self._scan_text(piece.text, scope.inner(anchor))
 
-    def _run(self, scan_pass: _Pass, view: TextView, scope: _Scope) -> set[str]:
+    def _run(
+        self, group: _Group, scan_pass: _Pass, view: TextView, scope: _Scope
+    ) -> set[str]:
         lowered = view.data.lower()
         candidates, kinds, literal_hits = scan_pass.candidates(view.data, lowered)
         if not candidates:
@@ -306,11 +389,12 @@ class Scanner:
         # Windows pay off on large texts only (see _anchor_windows).
         large = len(view.data) >= anchors.MIN_TEXT
         literals = (lowered, scan_pass.seen(literal_hits) if large else set(), {})
-        rules, wanted = self._rules, scope.wanted
-        for index in candidates:
-            rule = rules[index]
+        rules, numbers, wanted = group.passes.rules, group.numbers, scope.wanted
+        for local in candidates:
+            rule = rules[local]
             if rule.guardrail not in wanted:
                 continue
+            index = numbers[local]
             windows = _anchor_windows(rule, view, literals) if large else None
             for start, end, matched in rule.matches(view, windows):
                 if scope.anchor is None:
