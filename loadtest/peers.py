@@ -135,7 +135,11 @@ def load_texts(
 
 def ours_in_process() -> Contestant:
     from service.checking import build_default_checker
+    from service.engine.scanner import forget_shared_passes
 
+    # Scanners share the built-in packs' compiled Sets within a process; each
+    # contestant of ours starts from its own, as a new process would.
+    forget_shared_passes()
     checker = build_default_checker()
     return lambda text: checker.check(pb.CheckRequest(payload=pb.Payload(text=text)))
 

@@ -25,7 +25,7 @@ from service.engine.redact import redacted_preview
 from service.engine.regex import RegexSet, escape_literal
 from service.types import Finding, Segment
 
-__all__ = ["ScanResult", "Scanner", "has_wide_repetition"]
+__all__ = ["ScanResult", "Scanner", "forget_shared_passes", "has_wide_repetition"]
 
 
 @dataclass(slots=True)
@@ -260,8 +260,17 @@ class _Group:
     numbers: tuple[int, ...]  # the scanner's index of each of the group's rules
 
 
-_MAX_CACHED_PASSES = 8  # a few snapshots' groups (checks and streams share them)
+_MAX_CACHED_PASSES = 4  # this snapshot's groups and the last ones; streams share them
 _passes_cache: dict[tuple[object, ...], _Passes] = {}
+
+
+def forget_shared_passes() -> None:
+    """Drop the kept passes: the next scanners build (cold) ones of their own.
+
+    For benchmarks that compare a fresh process with a warmed one in one
+    process; a service never needs it.
+    """
+    _passes_cache.clear()
 
 
 def _passes_for(rules: tuple[CompiledRule, ...], gates: bool) -> _Passes:
