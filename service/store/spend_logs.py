@@ -129,6 +129,7 @@ class SpendLogWriter:
         self._spill_at = max(1, settings.spend_log_queue_size // 2)
         self._batch_size = settings.spend_log_batch_size
         self._batch_bytes = settings.spend_log_batch_max_bytes
+        self._cut_by_bytes = False  # the last batch stopped at the byte cap, rows left
         self._interval = settings.spend_log_flush_interval_s
         self._timeout = settings.spend_log_write_timeout_s
         self._store_content = settings.spend_log_store_content
@@ -367,9 +368,16 @@ class SpendLogWriter:
         Storing a batch takes milliseconds; going straight on would store
         the few rows that queued meanwhile, and then the few after those:
         under steady load, batches of a handful of rows, each paying a whole
-        transaction. A part batch waits for the flush interval instead.
+        transaction. A part batch waits for the flush interval instead; a
+        full one (by count, or by bytes: the last batch stopped at the byte
+        cap with rows left behind it) goes at once.
         """
-        return self._closing or bool(self._waiters) or len(self._pending) >= self._batch_size
+        return (
+            self._closing
+            or bool(self._waiters)
+            or self._cut_by_bytes
+            or len(self._pending) >= self._batch_size
+        )
 
     def _take_batch(self) -> list[Queued]:
         """Up to batch-size rows, or fewer when their text reaches the byte cap."""
@@ -380,6 +388,7 @@ class SpendLogWriter:
             queued = pending.popleft()
             batch.append(queued)
             size += row_bytes(queued[0])
+        self._cut_by_bytes = bool(pending) and size >= self._batch_bytes
         return batch
 
     def _settle(self, batch: list[Queued]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 from service.settings import load_settings
 from service.store.spend_logs import SpendLogWriter
@@ -73,6 +74,39 @@ async def test_a_steady_trickle_is_stored_in_interval_batches(database_url, star
     assert sum(batches) == 900
     # Only the last batch (the flush) may be a part one.
     assert min(batches[:-1], default=20) >= 20, batches
+
+
+async def test_batches_cut_by_bytes_follow_each_other_without_waiting(
+    database_url, start_writer, read_rows
+):
+    """A batch stopped at the byte cap with rows behind it is full: the next goes at once.
+
+    Waiting the flush interval after each one wrote one cap's worth of rows
+    per interval (one row a time at the smallest cap: minutes for a burst).
+    """
+    interval = 2.0
+    writer = await start_writer(
+        database_url, spend_log_flush_interval_s=interval, spend_log_batch_max_bytes=1024
+    )
+    stored_at: list[float] = []
+    batches: list[int] = []
+    real_insert = writer._backend.insert_many
+
+    async def timed_insert(rows):
+        batches.append(len(rows))
+        await real_insert(rows)
+        stored_at.append(time.monotonic())
+
+    writer._backend.insert_many = timed_insert
+    for _ in range(20):
+        writer.submit(make_record())
+    while sum(batches) < 20 and (not stored_at or time.monotonic() - stored_at[0] < 30):
+        await asyncio.sleep(0.05)
+    await writer.aclose()
+
+    assert sum(batches) == 20 and len(batches) > 1, batches
+    assert stored_at[-1] - stored_at[0] < interval / 2, (batches, stored_at)
+    assert len(await read_rows(database_url)) == 20
 
 
 async def test_duplicate_request_id_is_stored_once(database_url, start_writer, read_rows):
