@@ -175,19 +175,26 @@ def prepare(selection: Selection, direction: Direction) -> PreparedSelection:
 class SelectionCache:
     """Prepared selections for the current registry snapshot and policy.
 
-    Keyed by direction, the request's guardrail names, the caller's API-key
-    binding, the request's team and whether rug-pull pinning is on: all that
-    ``select_guardrails`` reads besides the snapshot and the policy, whose
-    change empties the cache. Calls naming unknown guardrails raise and are
-    not kept.
+    Keyed by direction, the request's distinct guardrail names, the caller's
+    API-key binding, the request's team and whether rug-pull pinning is on:
+    all that ``select_guardrails`` reads besides the snapshot and the policy,
+    whose change starts a new cache. Calls naming unknown guardrails raise
+    and are not kept.
+
+    Checks also run in worker threads (large bodies are offloaded), so the
+    snapshot, the policy and their entries are one tuple, read once per call
+    and replaced whole: a thread still on the previous snapshot works in that
+    snapshot's entries and can never store into the current one's.
     """
 
-    __slots__ = ("_entries", "_policy", "_snapshot")
+    __slots__ = ("_state",)
 
     def __init__(self) -> None:
-        self._snapshot: Snapshot | None = None
-        self._policy: Policy | None = None
-        self._entries: dict[tuple[object, ...], PreparedSelection] = {}
+        self._state: tuple[object, object, dict[tuple[object, ...], PreparedSelection]] = (
+            None,
+            None,
+            {},
+        )
 
     def get(
         self,
@@ -200,15 +207,19 @@ class SelectionCache:
         request_team: str,
         rug_pull_default: bool,
     ) -> PreparedSelection:
-        if snapshot is not self._snapshot or policy is not self._policy:
-            self._entries = {}
-            self._snapshot, self._policy = snapshot, policy
-        key = (direction, names, principal, request_team, rug_pull_default)
-        prepared = self._entries.get(key)
+        state = self._state
+        if state[0] is not snapshot or state[1] is not policy:
+            state = self._state = (snapshot, policy, {})
+        entries = state[2]
+        # Repeats of a name change nothing a selection depends on; keeping
+        # them in the key would let one request pin a huge key in memory.
+        distinct = tuple(dict.fromkeys(names)) if len(names) > 1 else names
+        key = (direction, distinct, principal, request_team, rug_pull_default)
+        prepared = entries.get(key)
         if prepared is None:
             selection = select_guardrails(
                 snapshot,
-                list(names),
+                list(distinct),
                 direction,
                 policy=policy,
                 principal=principal,
@@ -216,7 +227,10 @@ class SelectionCache:
                 rug_pull_default=rug_pull_default,
             )
             prepared = prepare(selection, direction)
-            if len(self._entries) >= MAX_CACHED_SELECTIONS:
-                self._entries = {}
-            self._entries[key] = prepared
+            if len(entries) >= MAX_CACHED_SELECTIONS:
+                entries.clear()
+            entries[key] = prepared
         return prepared
+
+    def __len__(self) -> int:
+        return len(self._state[2])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import threading
+
 import pytest
 from guardrail.v1 import guardrail_pb2 as pb
 
@@ -10,7 +13,15 @@ from service.engine.pack import builtin_specs
 from service.errors import NotFoundError
 from service.policy import parse_policy
 from service.registry import Registry
-from service.selection import MAX_CACHED_SELECTIONS, prepare, select_guardrails
+from service.engine import compile_guardrail, spec_from_mapping
+from service.policy import EMPTY_POLICY
+from service.registry import Snapshot
+from service.selection import (
+    MAX_CACHED_SELECTIONS,
+    SelectionCache,
+    prepare,
+    select_guardrails,
+)
 from service.types import Action, Direction, GuardrailSpec, RuleSpec, Severity
 
 CLEAN = "Please summarise the quarterly report for the team."
@@ -102,7 +113,7 @@ def test_many_distinct_teams_keep_the_cache_bounded() -> None:
     checker = Checker(Registry(builtin_specs()))
     for number in range(MAX_CACHED_SELECTIONS + 50):
         checker.check(_request(CLEAN, team=f"team-{number}"))
-    assert len(checker._selections._entries) <= MAX_CACHED_SELECTIONS
+    assert len(checker._selections) <= MAX_CACHED_SELECTIONS
 
 
 def test_prepared_outcomes_match_a_selection_worked_out_per_call() -> None:
@@ -115,3 +126,58 @@ def test_prepared_outcomes_match_a_selection_worked_out_per_call() -> None:
         assert not set(prepared.closed) & set(prepared.open)
         for outcome in prepared.skipped:
             assert outcome.status.name == "NOT_RUN" and outcome.reason
+
+
+def test_repeated_names_share_one_small_entry() -> None:
+    """A request naming one guardrail 50,000 times keys the cache like one naming it once."""
+    checker = Checker(Registry(builtin_specs()))
+    once = checker.check(_request(EMAIL, "pii"))
+    repeated = checker.check(_request(EMAIL, *["pii"] * 50_000))
+    assert _stable(repeated) == _stable(once)
+    assert len(checker._selections) == 1
+    ((_, names, *_),) = checker._selections._state[2]
+    assert names == ("pii",)
+
+
+def test_threads_on_two_snapshots_never_get_each_others_selection() -> None:
+    """A thread still on the previous snapshot never stores into the current one's entries."""
+    builtins = [compile_guardrail(spec) for spec in builtin_specs()]
+    extra = compile_guardrail(
+        spec_from_mapping(
+            {
+                "name": "extra",
+                "action": "block",
+                "default_on": True,
+                "rules": [{"id": "r", "category": "c", "pattern": r"\bZORK-[0-9]{4}\b",
+                           "must_match": ["ZORK-1234"]}],
+            }
+        )
+    )
+    old, new = Snapshot.build(1, builtins), Snapshot.build(2, [*builtins, extra])
+    cache = SelectionCache()
+    wrong: list[int] = []
+
+    def ask(snapshot: Snapshot) -> bool:
+        prepared = cache.get(
+            snapshot, EMPTY_POLICY, Direction.INPUT, (),
+            principal=None, request_team="", rug_pull_default=False,
+        )  # fmt: skip
+        return "extra" in prepared.selection.applied
+
+    def hammer(snapshot: Snapshot) -> None:
+        for _ in range(5_000):
+            if ask(snapshot) != (snapshot is new):
+                wrong.append(snapshot.generation)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        threads = [threading.Thread(target=hammer, args=(s,)) for s in (old, new)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not wrong, f"{len(wrong)} selections of the other snapshot"
+    assert ask(new)
