@@ -278,8 +278,9 @@ def _passes_for(rules: tuple[CompiledRule, ...], gates: bool) -> _Passes:
     # reused while a guardrail is unchanged; the value holds them, so their
     # ids cannot be taken by other objects while the entry lives.
     key = (gates, *map(id, rules))
-    cached = _passes_cache.get(key)
+    cached = _passes_cache.pop(key, None)
     if cached is not None:
+        _passes_cache[key] = cached  # the most recently used goes last
         return cached
     indexed = list(enumerate(rules))
     passes = _Passes(
@@ -290,7 +291,7 @@ def _passes_for(rules: tuple[CompiledRule, ...], gates: bool) -> _Passes:
         _Pass([(i, r) for i, r in indexed if r.on_raw]),
     )
     if len(_passes_cache) >= _MAX_CACHED_PASSES:
-        _passes_cache.pop(next(iter(_passes_cache)))  # the oldest
+        _passes_cache.pop(next(iter(_passes_cache)))  # the least recently used
     _passes_cache[key] = passes
     return passes
 

@@ -90,6 +90,15 @@ def test_registering_keeps_the_builtin_passes_and_their_warm_sets() -> None:
     assert [f.rule_id for f in found.findings] == ["code"]
 
 
+def test_the_builtin_passes_outlive_many_registers() -> None:
+    """Each Register builds a scanner with a new registered group; the built-ins' stays."""
+    builtins = [compile_guardrail(spec) for spec in SPECS]
+    first = Scanner([*builtins, compile_guardrail(_custom("custom_0"))])
+    for number in range(1, 12):
+        later = Scanner([*builtins, compile_guardrail(_custom(f"custom_{number}"))])
+        assert later._groups[0].passes is first._groups[0].passes, number
+
+
 def test_a_call_naming_no_registered_guardrail_skips_their_passes(monkeypatch) -> None:
     registry = Registry(SPECS)
     registry.register(_custom("project_codes"))
