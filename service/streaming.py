@@ -27,20 +27,26 @@ threshold guardrail with action *mask* reached its threshold stay unmasked
 (built-in threshold guardrails block); a regex match that a validator rejects
 is invisible here, so a match overlapping it can be found where Check's
 left-to-right search would have skipped it; the per-rule findings limit
-counts per window rather than per text; a finding in decoded content is
-placed on its whole encoded run, which can be longer than any hold-back.
+counts per window rather than per text; an encoded run longer than
+``MAX_HELD_RUN`` characters is released in parts, so a finding in its
+decoded content masks only the part still held.
+
+Encoded runs (base64, hex, percent) are held until they end and are decided
+whole, up to ``MAX_HELD_RUN``: a finding in decoded content covers its whole
+run, which can be longer than any rule's hold-back.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import string
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from service.decide import effective_action
-from service.engine import CompiledGuardrail, Scanner, mask_text
+from service.engine import CompiledGuardrail, Scanner, decode, mask_text
 from service.engine.normalize import INVISIBLE_CODEPOINTS
 from service.engine.width import encoded_width, guardrail_width
 from service.registry import Snapshot
@@ -74,6 +80,12 @@ _CACHED_SNAPSHOTS = 4
 # chunks are small, and each release is still at most that much later.
 _SCAN_STEP_DIVISOR = 4
 _INVISIBLE = frozenset(chr(cp) for cp in INVISIBLE_CODEPOINTS)
+# Characters of the encodings the engine decodes (base64 in both alphabets,
+# hex, percent and \x escapes). A finding in decoded content covers its whole
+# encoded run, so a run is held until it has ended and been scanned whole, up
+# to this many characters; a longer run is released in parts.
+_ENCODED_CHARS = string.ascii_letters + string.digits + "+/=-_%\\"
+MAX_HELD_RUN = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,7 +318,7 @@ class TextStream:
         self._held += text
         if len(self._held) < self._need + self._step_chars:
             return None
-        horizon = _horizon(self._held, self._need)
+        horizon = _before_open_run(self._held, _horizon(self._held, self._need))
         if horizon <= 0:
             return None
         return self._step(horizon, final=False)
@@ -382,18 +394,38 @@ def _horizon(held: str, need: int) -> int:
     return 0
 
 
+def _before_open_run(held: str, horizon: int) -> int:
+    """The horizon, moved back to the start of an encoded run still open at the end.
+
+    Until the run ends, its decoded content (and a finding placed on the
+    whole run) is not decided: releasing its head would let out part of an
+    encoded match. Runs shorter than the engine decodes, or longer than
+    ``MAX_HELD_RUN``, are left alone.
+    """
+    if horizon <= 0:
+        return horizon
+    start = len(held.rstrip(_ENCODED_CHARS))
+    run = len(held) - start
+    if start < horizon and decode.MIN_RUN <= run <= MAX_HELD_RUN:
+        return start
+    return horizon
+
+
 def _settle(cut: int, decided: Sequence[Finding], held: str, width: int) -> int:
     """Move the cut back to the start of any decided match it cuts or ends at.
 
     A match longer than the width (an unbounded rule over the cap) cannot be
-    waited for: the cut goes through it and only its head is masked.
+    waited for: the cut goes through it and only its head is masked. A
+    finding in decoded content covers its encoded run, which is waited for
+    up to ``MAX_HELD_RUN`` characters.
     """
     moved = True
     while moved:
         moved = False
         for finding in decided:
             if finding.start < cut <= finding.end:
-                if _visible(held, finding.start, finding.end) > width:
+                longest = MAX_HELD_RUN if finding.decoded else width
+                if _visible(held, finding.start, finding.end) > longest:
                     continue
                 cut, moved = finding.start, True
     return cut

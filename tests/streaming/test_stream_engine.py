@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import string
 
@@ -268,3 +269,47 @@ def test_invisible_characters_do_not_shorten_the_holdback(invisible):
 
     assert released_text(answers) == whole.masked_payload.text
     assert "QRST" not in released_text(answers).replace(invisible, "")
+
+
+@functools.cache
+def narrow_registry() -> Registry:
+    """A masking guardrail whose matches are short, so its hold-back is small."""
+    narrow = {
+        "name": "narrow-mask",
+        "action": "mask",
+        "rules": [{"id": "code", "category": "custom", "pattern": r"\bZORKMID-[0-9]{4}\b",
+                   "must_match": ["ZORKMID-1234"], "must_not_match": ["ZORKMID-12"]}],
+    }
+    return registry_with(narrow)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    words=st.lists(st.sampled_from(WORDS), min_size=0, max_size=6),
+    digits=st.text("0123456789", min_size=4, max_size=4),
+    padding=st.text("abc xyz", max_size=40),
+    chunk=st.integers(1, 40),
+)
+def test_an_encoded_match_of_a_narrow_guardrail_is_masked_whole(words, digits, padding, chunk):
+    """A base64 run whose decoded text holds a match is masked whole, as Check masks it.
+
+    The run is held while it may still grow and until it is decided whole.
+    Before, the guardrail's small hold-back let the head or the tail of the
+    run go out unmasked (and the tail still decoded to the match).
+    """
+    inner = f"{padding} the code is ZORKMID-{digits}, keep it safe".encode()
+    text = " ".join(words) + " data " + base64.b64encode(inner).decode() + " end"
+    parts = [text[i : i + chunk] for i in range(0, len(text), chunk)]
+    requests = [opening(pb.DIRECTION_OUTPUT, ["narrow-mask"]), *text_chunks(parts)]
+
+    async def collect():
+        generator = run_check_stream(narrow_registry(), as_stream(requests), holdback=256)
+        return [answer async for answer in generator]
+
+    answers = asyncio.run(collect())
+    request = pb.CheckRequest(
+        payload=pb.Payload(text=text), guardrails=["narrow-mask"], direction=pb.DIRECTION_OUTPUT
+    )
+    whole = Checker(narrow_registry()).check(request)
+    assert whole.decision == pb.DECISION_MASK
+    assert released_text(answers) == whole.masked_payload.text
