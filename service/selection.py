@@ -60,7 +60,6 @@ def outcome_pb(outcome: GuardrailOutcome) -> pb.GuardrailResult:
     return result
 
 
-
 @dataclass(frozen=True, slots=True)
 class Selection:
     """Which guardrails run on a call, and which were named but cannot."""
@@ -118,7 +117,6 @@ def select_guardrails(
     )
 
 
-
 @dataclass(frozen=True, slots=True)
 class RanGuardrail:
     """One guardrail that runs on the call, with how it runs."""
@@ -134,7 +132,6 @@ class PreparedSelection:
     """A selection and what follows from it alone; shared by calls, never changed."""
 
     selection: Selection
-    direction: Direction
     ran: tuple[RanGuardrail, ...]
     closed: list[str]  # fail-closed guardrails that run, in order
     open: list[str]  # fail-open ones
@@ -163,7 +160,6 @@ def prepare(selection: Selection, direction: Direction) -> PreparedSelection:
     shared = [r.passed for r in ran] + list(skipped)
     return PreparedSelection(
         selection=selection,
-        direction=direction,
         ran=tuple(ran),
         closed=[r.guardrail.name for r in ran if r.fail_mode is FailMode.CLOSED],
         open=[r.guardrail.name for r in ran if r.fail_mode is FailMode.OPEN],

@@ -323,9 +323,9 @@ class Scanner:
         builtin = [(g, n) for g, n in numbered if g.spec.builtin]
         others = [(g, n) for g, n in numbered if not g.spec.builtin]
         # A scanner of no guardrails still has one (empty) group: the gates'.
-        kinds = [members for members in (builtin, others) if members] or [[]]
+        member_lists = [members for members in (builtin, others) if members] or [[]]
         groups: list[_Group] = []
-        for members in kinds:
+        for members in member_lists:
             rules = tuple(rule for g, _ in members for rule in g.rules)
             groups.append(
                 _Group(
